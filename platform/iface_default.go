@@ -1,0 +1,15 @@
+//go:build !linux && !darwin && !windows
+
+package platform
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+func configureInterface(dev tun.Device, addr netip.Prefix) error {
+	return fmt.Errorf("configure interface: not supported on %s", runtime.GOOS)
+}

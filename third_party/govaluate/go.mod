@@ -1,0 +1,1 @@
+module gopkg.in/Knetic/govaluate.v3

@@ -1,0 +1,87 @@
+package wire
+
+import (
+	"net/netip"
+	"time"
+)
+
+// LocalAPIVersion is the version of weftd's local API (Unix socket / named pipe), in its paths.
+//
+// Changelog:
+//
+//	1 (2026-11-25): status, up, down, logout, ping.
+const LocalAPIVersion = 1
+
+// Local API paths.
+const (
+	LocalPathStatus = "/local/v1/status" // GET: Status
+	LocalPathUp     = "/local/v1/up"     // POST UpRequest: Status
+	LocalPathDown   = "/local/v1/down"   // POST: Status
+	LocalPathLogout = "/local/v1/logout" // POST: Status
+	LocalPathPing   = "/local/v1/ping"   // POST PingRequest: PingResult
+)
+
+// Service states reported in Status.State.
+const (
+	StateNeedsLogin = "needs-login" // no identity registered with a broker
+	StateStopped    = "stopped"     // registered, but the user ran `weft down`
+	StateStarting   = "starting"    // tunnel up, no map from the broker yet
+	StateRunning    = "running"     // tunnel up with a map (possibly a saved one while the broker is away)
+	StateRevoked    = "revoked"     // the broker removed this device; Reason says why
+)
+
+// UpRequest logs in (first time) and brings the tunnel up. Broker, CA and credentials are
+// needed only when not yet registered or when changing broker.
+type UpRequest struct {
+	Broker   string `json:"broker,omitempty"`
+	CAPEM    string `json:"ca_pem,omitempty"` // PEM of the CA that signed the broker's certificate
+	Name     string `json:"name,omitempty"`
+	AuthKey  string `json:"auth_key,omitempty"`
+	Account  string `json:"account,omitempty"`
+	Email    string `json:"email,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// Status is weftd's view of itself and its peers.
+type Status struct {
+	State           string       `json:"state"`
+	Reason          string       `json:"reason,omitempty"`
+	Broker          string       `json:"broker,omitempty"`
+	BrokerConnected bool         `json:"broker_connected"`
+	BrokerError     string       `json:"broker_error,omitempty"`
+	Self            *Device      `json:"self,omitempty"`
+	ListenPort      int          `json:"listen_port,omitempty"`
+	Interface       string       `json:"interface,omitempty"`
+	Peers           []PeerStatus `json:"peers"`
+}
+
+// PeerStatus is one peer with its live tunnel state.
+type PeerStatus struct {
+	Device
+	Endpoint      netip.AddrPort `json:"endpoint,omitempty"` // where the tunnel sends now
+	LastHandshake time.Time      `json:"last_handshake,omitempty"`
+	RxBytes       uint64         `json:"rx_bytes"`
+	TxBytes       uint64         `json:"tx_bytes"`
+	Connected     bool           `json:"connected"` // handshake within the last 3 minutes
+}
+
+// PingRequest asks weftd to ping a peer through the tunnel.
+type PingRequest struct {
+	Peer  string `json:"peer"` // name, FQDN or mesh IP
+	Count int    `json:"count"`
+}
+
+// PingReply is one echo reply, or a timeout when Error is set.
+type PingReply struct {
+	Seq   int           `json:"seq"`
+	RTT   time.Duration `json:"rtt"`
+	Path  string        `json:"path"` // e.g. "direct 192.0.2.1:51820"
+	Error string        `json:"error,omitempty"`
+}
+
+// PingResult is the outcome of a ping.
+type PingResult struct {
+	Peer    string      `json:"peer"`
+	Address netip.Addr  `json:"address"`
+	Replies []PingReply `json:"replies"`
+}
