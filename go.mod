@@ -38,3 +38,5 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
 )
+
+replace golang.zx2c4.com/wireguard => ./third_party/wireguard-go

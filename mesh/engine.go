@@ -21,6 +21,15 @@ import (
 // inside a 1500-byte path.
 const DefaultMTU = 1420
 
+// PoolBuffers bounds each of wireguard-go's buffer pools (upstream leaves them unbounded:
+// each message buffer is 64 KiB, and under load resident memory reached hundreds of MB).
+// It must exceed what the readers hold while blocked: one batch for the TUN reader and one
+// per bind receive function (IPv4 and IPv6), 128 each; beyond that it is packets in flight.
+const PoolBuffers = 1024
+
+// boundPools sets wireguard-go's pool bound once per process, before the first device.
+var boundPools = sync.OnceFunc(func() { device.PreallocatedBuffersPerPool = PoolBuffers })
+
 // Config describes the tunnel an Engine runs.
 type Config struct {
 	TUNName    string // interface name, e.g. "weft0"
@@ -79,6 +88,7 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	boundPools()
 	// CreateTUN opens the device with IFF_VNET_HDR on Linux, which enables TSO/GRO
 	// offload; without it throughput drops about fivefold.
 	tdev, err := tun.CreateTUN(cfg.TUNName, mtu)
