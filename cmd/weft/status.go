@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/weftmesh/weft/wire"
+)
+
+const statusUsage = "usage: weft status [--json]"
+
+func cmdStatus(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "status")
+	asJSON := fs.Bool("json", false, "print the full status as JSON")
+	if err := noArgs(fs, args, statusUsage); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st, err := e.client().Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	printStatus(e.stdout, st, time.Now())
+	return nil
+}
+
+func printStatus(w io.Writer, st wire.Status, now time.Time) {
+	switch st.State {
+	case wire.StateRevoked:
+		fmt.Fprintf(w, "REMOVED: the broker removed this device from the mesh: %s\n", orDash(st.Reason))
+		fmt.Fprintln(w, "To join again: weft up --auth-key KEY (or --account, --email); or weft logout to forget it.")
+		return
+	case wire.StateNeedsLogin:
+		fmt.Fprintln(w, "Not logged in. Join a mesh with: weft up --broker URL --auth-key KEY")
+		return
+	}
+	name, addr := "-", "-"
+	if st.Self != nil {
+		name, addr = st.Self.Name, st.Self.Address.String()
+		if st.Self.FQDN != "" {
+			name = st.Self.FQDN
+		}
+	}
+	fmt.Fprintf(w, "%s  %s  %s\n", name, addr, st.State)
+	if st.State == wire.StateStopped {
+		if st.Reason != "" {
+			fmt.Fprintf(w, "tunnel: %s\n", st.Reason)
+		}
+		fmt.Fprintln(w, "The tunnel is down; weft up brings it back.")
+		return
+	}
+	switch {
+	case st.BrokerConnected:
+		fmt.Fprintf(w, "broker: %s (connected)\n", st.Broker)
+	case st.BrokerError != "":
+		fmt.Fprintf(w, "broker: %s (not connected: %s)\n", st.Broker, st.BrokerError)
+	default:
+		fmt.Fprintf(w, "broker: %s (connecting)\n", st.Broker)
+	}
+	if st.Interface != "" {
+		fmt.Fprintf(w, "tunnel: %s, UDP port %d\n", st.Interface, st.ListenPort)
+	}
+	if len(st.Peers) == 0 {
+		fmt.Fprintln(w, "no peers")
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMESH IP\tENDPOINT\tHANDSHAKE\tRX\tTX\tONLINE")
+	for _, p := range st.Peers {
+		endpoint := "-"
+		if p.Endpoint.IsValid() {
+			endpoint = p.Endpoint.String()
+		}
+		online := "no"
+		if p.Online {
+			online = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Address, endpoint,
+			ago(p.LastHandshake, now), bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), online)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ago renders how long ago t was, coarsely: "12s ago", "3m ago", "5h ago", "2d ago".
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := max(now.Sub(t), 0)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}
+
+// bytesHuman renders a byte count with binary units: "0 B", "1.5 KiB", "3.2 MiB".
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

@@ -1,0 +1,331 @@
+// Package service is weftd: it keeps the device's identity and state, serves the local
+// API, and ties the data plane (mesh) to the broker's map (mesh/control).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/ipc"
+	"github.com/weftmesh/weft/mesh"
+	"github.com/weftmesh/weft/mesh/control"
+	"github.com/weftmesh/weft/wire"
+)
+
+// connectedWithin is how recent a handshake must be for a peer to count as connected.
+const connectedWithin = 3 * time.Minute
+
+// Engine is the data plane the daemon drives; *mesh.Engine implements it.
+type Engine interface {
+	SetPeers(peers []mesh.Peer) error // replaces the peer set; unchanged peers keep their sessions
+	Stats() (map[wire.Key]mesh.PeerStats, error)
+	ListenPort() int
+	InterfaceName() string
+	Close() error
+}
+
+// Config is how weftd runs.
+type Config struct {
+	StateDir   string
+	TUNName    string // e.g. "weft0"
+	ListenPort int    // WireGuard UDP port; 0 picks a free one
+	Logger     *slog.Logger
+	// NewEngine creates the data plane; nil means mesh.New.
+	NewEngine func(mesh.Config) (Engine, error)
+}
+
+// Daemon is a running weftd.
+type Daemon struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *Store
+	newEngine func(mesh.Config) (Engine, error)
+
+	// opMu serialises lifecycle changes (start, Up, Down, Logout, shutdown). Control
+	// loop callbacks never take it, so holding it while waiting for a session to end is safe.
+	opMu sync.Mutex
+	// saveMu serialises writes of state.json so that a later write never carries an
+	// older snapshot. Taken before mu, never while holding it.
+	saveMu  sync.Mutex
+	saveReq chan struct{} // asks the saver goroutine for a (coalesced) write
+
+	mu     sync.Mutex // guards the fields below
+	key    wire.Key
+	st     State // st.Map is not kept current in memory: peers is
+	peers  PeerMap
+	engine Engine   // nil while the tunnel is down
+	sess   *session // control loop of the current tunnel; nil when none
+	broker control.State
+	// tunnelErr says why the tunnel failed to come up, for Status.
+	tunnelErr string
+	// enginePeersStale: the last SetPeers failed, so the next map must be pushed even
+	// if it changes nothing.
+	enginePeersStale bool
+}
+
+// session is one run of the control loop and endpoint reporter for one tunnel.
+type session struct {
+	client *control.Client
+	cancel context.CancelFunc
+	done   chan struct{} // closed when both goroutines have returned
+}
+
+// Open loads the state directory, creating a private key on a fresh install. A corrupt
+// or inconsistent key or state file is an error: weftd never silently takes a new identity.
+func Open(cfg Config) (*Daemon, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("no state directory")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	store, err := OpenStore(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	st, haveState, err := store.Load()
+	if err != nil {
+		return nil, err
+	}
+	key, haveKey, err := store.LoadKey()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !haveKey && haveState && st.LoggedIn:
+		return nil, fmt.Errorf("%s is missing but %s says this device is registered as %q; refusing to make a new identity (restore the key, or move %s away to start over)",
+			store.path(keyFile), store.path(stateFile), st.Device.Name, stateFile)
+	case !haveKey:
+		if key, err = wire.NewPrivateKey(); err != nil {
+			return nil, err
+		}
+		if err := store.SaveKey(key); err != nil {
+			return nil, err
+		}
+		log.Info("created a new device key", "public_key", key.Public())
+	case st.LoggedIn && !st.Device.PublicKey.IsZero() && st.Device.PublicKey != key.Public():
+		return nil, fmt.Errorf("%s does not belong to the device in %s (public key %s, registered %s); refusing to run with a mismatched identity",
+			store.path(keyFile), store.path(stateFile), key.Public(), st.Device.PublicKey)
+	}
+	newEngine := cfg.NewEngine
+	if newEngine == nil {
+		newEngine = func(c mesh.Config) (Engine, error) {
+			e, err := mesh.New(c)
+			if err != nil {
+				return nil, err
+			}
+			return e, nil
+		}
+	}
+	return &Daemon{
+		cfg:       cfg,
+		log:       log,
+		store:     store,
+		newEngine: newEngine,
+		saveReq:   make(chan struct{}, 1),
+		key:       key,
+		st:        st,
+		peers:     LoadPeerMap(st.Map),
+	}, nil
+}
+
+// Serve brings the tunnel up if it was up before (with the saved map, so tunnels work
+// before the broker answers), serves the local API on ln until ctx is done, then shuts
+// down: the listener (removing the socket), the control loop and the tunnel.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	saverCtx, stopSaver := context.WithCancel(context.Background())
+	saverDone := make(chan struct{})
+	go func() {
+		defer close(saverDone)
+		d.saver(saverCtx)
+	}()
+
+	d.opMu.Lock()
+	d.mu.Lock()
+	wanted := d.st.LoggedIn && d.st.WantedUp
+	d.mu.Unlock()
+	if wanted {
+		if err := d.startLocked(); err != nil {
+			d.log.Error("tunnel did not come up; weft up retries", "err", err)
+		}
+	}
+	d.opMu.Unlock()
+
+	srv := ipc.NewServer(NewHandler(d, d.log), d.log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serve local API: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if srv.Shutdown(shutdownCtx) != nil {
+		srv.Close()
+	}
+	cancel()
+
+	d.opMu.Lock()
+	d.stopLocked()
+	d.opMu.Unlock()
+	stopSaver()
+	<-saverDone
+	d.log.Info("weftd stopped")
+	return err
+}
+
+// startLocked brings the tunnel up for the registered device with the current peer map
+// and starts the control loop. The caller holds opMu and has stopped any previous tunnel.
+func (d *Daemon) startLocked() error {
+	d.mu.Lock()
+	st, key := d.st, d.key
+	d.mu.Unlock()
+	client, err := control.New(control.Config{
+		BrokerURL:  st.Broker,
+		CAPEM:      st.CAPEM,
+		PrivateKey: key,
+		Logger:     d.log.With("component", "control"),
+	})
+	if err != nil {
+		return fmt.Errorf("broker settings: %w", err)
+	}
+	eng, err := d.newEngine(mesh.Config{
+		TUNName:    d.cfg.TUNName,
+		ListenPort: d.cfg.ListenPort,
+		PrivateKey: key,
+		Address:    netip.PrefixFrom(st.Device.Address, meshRange.Bits()),
+		Logger:     d.log.With("component", "mesh"),
+	})
+	if err != nil {
+		client.Close()
+		err = fmt.Errorf("bring the tunnel up: %w", err)
+		d.mu.Lock()
+		d.tunnelErr = err.Error()
+		d.mu.Unlock()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{client: client, cancel: cancel, done: make(chan struct{})}
+
+	d.mu.Lock()
+	d.engine, d.sess, d.tunnelErr, d.broker = eng, s, "", control.State{}
+	if err := d.pushPeersLocked(); err != nil {
+		d.log.Warn("saved peers not applied; the broker's map retries", "err", err)
+	}
+	d.mu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := client.Run(ctx,
+			func(u wire.MapUpdate) error { return d.onUpdate(s, u) },
+			func(cs control.State) { d.onState(s, cs) })
+		if !errors.Is(err, context.Canceled) {
+			d.log.Info("control loop ended", "err", err)
+		}
+	})
+	wg.Go(func() { d.reportEndpoints(ctx, client, eng.ListenPort()) })
+	go func() {
+		wg.Wait()
+		close(s.done)
+	}()
+	return nil
+}
+
+// stopLocked ends the control loop and closes the tunnel, leaving the saved state alone.
+// The caller holds opMu.
+func (d *Daemon) stopLocked() {
+	d.mu.Lock()
+	s := d.sess
+	d.sess = nil
+	d.mu.Unlock()
+	if s != nil {
+		s.cancel()
+		<-s.done
+		s.client.Close()
+	}
+	d.mu.Lock()
+	eng := d.engine
+	d.engine, d.broker, d.enginePeersStale = nil, control.State{}, false
+	d.mu.Unlock()
+	if eng != nil {
+		if err := eng.Close(); err != nil {
+			d.log.Warn("close tunnel", "err", err)
+		}
+	}
+}
+
+// pushPeersLocked hands the peer map to the engine. The caller holds mu.
+func (d *Daemon) pushPeersLocked() error {
+	if d.engine == nil {
+		return nil
+	}
+	if err := d.engine.SetPeers(d.peers.WGPeers(connectedSubnets())); err != nil {
+		d.enginePeersStale = true
+		return fmt.Errorf("configure peers: %w", err)
+	}
+	d.enginePeersStale = false
+	return nil
+}
+
+// connectedSubnets lists the subnets this host reaches directly, without the mesh itself.
+func connectedSubnets() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range mesh.LocalPrefixes() {
+		if !meshRange.Contains(p.Addr()) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Status reports the daemon's state, with the peer map merged with live tunnel stats.
+func (d *Daemon) Status(context.Context) wire.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := wire.Status{Broker: d.st.Broker, Peers: []wire.PeerStatus{}, BrokerConnected: d.broker.Connected}
+	if d.broker.Err != nil {
+		s.BrokerError = d.broker.Err.Error()
+	}
+	if d.st.Device != nil && (d.st.LoggedIn || d.st.Revoked != "") {
+		self := *d.st.Device
+		s.Self = &self
+	}
+	switch {
+	case !d.st.LoggedIn && d.st.Revoked != "":
+		s.State, s.Reason = wire.StateRevoked, d.st.Revoked
+	case !d.st.LoggedIn:
+		s.State = wire.StateNeedsLogin
+	case d.engine == nil:
+		s.State, s.Reason = wire.StateStopped, d.tunnelErr
+	case !d.peers.Complete:
+		s.State = wire.StateStarting
+	default:
+		s.State = wire.StateRunning
+	}
+	var stats map[wire.Key]mesh.PeerStats
+	if d.engine != nil {
+		s.ListenPort, s.Interface = d.engine.ListenPort(), d.engine.InterfaceName()
+		var err error
+		if stats, err = d.engine.Stats(); err != nil {
+			d.log.Warn("read tunnel stats", "err", err)
+		}
+	}
+	now := time.Now()
+	for _, p := range d.peers.List() {
+		ps := wire.PeerStatus{Device: p}
+		if st, ok := stats[p.PublicKey]; ok {
+			ps.Endpoint, ps.LastHandshake, ps.RxBytes, ps.TxBytes = st.Endpoint, st.LastHandshake, st.RxBytes, st.TxBytes
+			ps.Connected = !st.LastHandshake.IsZero() && now.Sub(st.LastHandshake) < connectedWithin
+		}
+		s.Peers = append(s.Peers, ps)
+	}
+	return s
+}

@@ -1,0 +1,184 @@
+package service
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/weftmesh/weft/mesh"
+	"github.com/weftmesh/weft/wire"
+)
+
+// persistentKeepalive keeps NAT mappings open towards every peer.
+const persistentKeepalive = 25 * time.Second
+
+// meshRange is the overlay's address range; every mesh address is inside it.
+var meshRange = netip.MustParsePrefix("100.64.0.0/10")
+
+// PeerMap is the device's view of its peers, built from the broker's map messages.
+// It does no I/O; the zero value is an empty map that has seen no full map.
+type PeerMap struct {
+	// Complete is set once a full map arrived (or a saved one was loaded).
+	Complete bool
+	peers    map[string]wire.Device // by device ID
+}
+
+// LoadPeerMap rebuilds a map from its saved form.
+func LoadPeerMap(s SavedMap) PeerMap {
+	m := PeerMap{Complete: s.Complete}
+	for _, p := range s.Peers {
+		m.set(p)
+	}
+	return m
+}
+
+// Saved returns the map in the form kept in state.json.
+func (m *PeerMap) Saved() SavedMap {
+	return SavedMap{Complete: m.Complete, Peers: m.List()}
+}
+
+func (m *PeerMap) set(p wire.Device) {
+	if m.peers == nil {
+		m.peers = map[string]wire.Device{}
+	}
+	m.peers[p.ID] = p
+}
+
+// Apply folds one map message in and reports whether the peer set changed. A full map
+// replaces every peer; a delta adds or changes peers by ID (a changed key replaces the
+// old key with it) and drops Removed IDs. Self and keepalives leave peers alone.
+func (m *PeerMap) Apply(u wire.MapUpdate) (changed bool) {
+	if u.Full {
+		old := m.peers
+		m.peers = nil
+		for _, p := range u.Peers {
+			m.set(p)
+		}
+		changed = !m.Complete || !equalPeers(old, m.peers)
+		m.Complete = true
+		return changed
+	}
+	for _, p := range u.Peers {
+		if cur, ok := m.peers[p.ID]; !ok || !equalDevice(cur, p) {
+			m.set(p)
+			changed = true
+		}
+	}
+	for _, id := range u.Removed {
+		if _, ok := m.peers[id]; ok {
+			delete(m.peers, id)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// Clear drops every peer, as when the device is removed.
+func (m *PeerMap) Clear() { *m = PeerMap{} }
+
+// Len is the number of peers.
+func (m *PeerMap) Len() int { return len(m.peers) }
+
+// List returns the peers sorted by name (then ID).
+func (m *PeerMap) List() []wire.Device {
+	out := make([]wire.Device, 0, len(m.peers))
+	for _, p := range m.peers {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b wire.Device) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// Find resolves a peer by name, FQDN or mesh IP; names compare case-insensitively and
+// a trailing dot is ignored.
+func (m *PeerMap) Find(q string) (wire.Device, bool) {
+	q = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(q)), ".")
+	if q == "" {
+		return wire.Device{}, false
+	}
+	ip, ipErr := netip.ParseAddr(q)
+	for _, p := range m.List() {
+		switch {
+		case ipErr == nil && p.Address == ip,
+			strings.ToLower(p.Name) == q,
+			p.FQDN != "" && strings.TrimSuffix(strings.ToLower(p.FQDN), ".") == q:
+			return p, true
+		}
+	}
+	return wire.Device{}, false
+}
+
+// WGPeers is the WireGuard configuration for the peers: each peer's mesh address as its
+// only allowed IP and an endpoint chosen by ChooseEndpoint. local lists this host's
+// connected subnets. Peers without a key or a mesh address are left out, and so is a
+// second peer claiming a key already used (the broker never sends one; a stale map
+// could).
+func (m *PeerMap) WGPeers(local []netip.Prefix) []mesh.Peer {
+	out := make([]mesh.Peer, 0, len(m.peers))
+	seen := map[wire.Key]bool{}
+	for _, p := range m.List() {
+		if p.PublicKey.IsZero() || !p.Address.IsValid() || seen[p.PublicKey] {
+			continue
+		}
+		seen[p.PublicKey] = true
+		out = append(out, mesh.Peer{
+			PublicKey:           p.PublicKey,
+			AllowedIPs:          []netip.Prefix{netip.PrefixFrom(p.Address, p.Address.BitLen())},
+			Endpoint:            ChooseEndpoint(p.Endpoints, local),
+			PersistentKeepalive: persistentKeepalive,
+		})
+	}
+	return out
+}
+
+// ChooseEndpoint picks, from a peer's candidates, the first one inside one of this host's
+// connected subnets (the peer is on the same LAN), else the first one (the public
+// address the broker observed). It returns the zero value when there is no valid candidate.
+func ChooseEndpoint(candidates []netip.AddrPort, local []netip.Prefix) netip.AddrPort {
+	var first netip.AddrPort
+	for _, c := range candidates {
+		if !c.IsValid() {
+			continue
+		}
+		if !first.IsValid() {
+			first = c
+		}
+		for _, l := range local {
+			if l.Contains(c.Addr().Unmap()) {
+				return c
+			}
+		}
+	}
+	return first
+}
+
+func equalPeers(a, b map[string]wire.Device) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id, p := range a {
+		q, ok := b[id]
+		if !ok || !equalDevice(p, q) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalDevice(a, b wire.Device) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Account == b.Account && a.FQDN == b.FQDN &&
+		a.PublicKey == b.PublicKey && a.Address == b.Address && a.Online == b.Online &&
+		slices.Equal(a.Endpoints, b.Endpoints)
+}
+
+func (m *PeerMap) clone() PeerMap {
+	c := PeerMap{Complete: m.Complete}
+	for _, p := range m.peers {
+		c.set(p)
+	}
+	return c
+}
