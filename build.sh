@@ -149,6 +149,9 @@ cmd_test() {
 	if ! is_root; then
 		say "WARNING: not root: end-to-end tests (network lab) will skip; run as root for the full suite" >&2
 	fi
+	# Build the binaries once for every package's end-to-end tests (see internal/labrun).
+	build_host
+	export WEFT_BIN_DIR="$PWD/bin"
 	say "go vet ${pkgs[*]}"
 	go vet "${pkgs[@]}"
 	say "go test -count=1 -timeout 60m ${args[*]}"

@@ -150,7 +150,7 @@ func BenchmarkTunnel(b *testing.B) {
 	var rss int64
 	ifA, ifB := lab.Prefix()+"a", lab.Prefix()+"b"
 	for i := 0; i < b.N; i++ {
-		for round := 0; round < 2; round++ {
+		for round := 0; round < 3; round++ {
 			connected()
 			weft = append(weft, iperf(b, a.Host, selfB.Address.String()))
 			for _, d := range []*labrun.Device{a, c} {

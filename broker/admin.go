@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/weftmesh/weft/ipc"
 	"net"
 	"net/http"
 	"os"
@@ -100,7 +101,7 @@ type peer struct {
 
 // withPeer records the connecting process's uid in the connection's context.
 func withPeer(ctx context.Context, c net.Conn) context.Context {
-	uid, err := peerUID(c)
+	uid, err := ipc.PeerUID(c)
 	return context.WithValue(ctx, peerKey{}, peer{uid: uid, err: err})
 }
 

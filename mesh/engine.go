@@ -25,7 +25,7 @@ const DefaultMTU = 1420
 // each message buffer is 64 KiB, and under load resident memory reached hundreds of MB).
 // It must exceed what the readers hold while blocked: one batch for the TUN reader and one
 // per bind receive function (IPv4 and IPv6), 128 each; beyond that it is packets in flight.
-const PoolBuffers = 1024
+const PoolBuffers = 512
 
 // boundPools sets wireguard-go's pool bound once per process, before the first device.
 var boundPools = sync.OnceFunc(func() { device.PreallocatedBuffersPerPool = PoolBuffers })
