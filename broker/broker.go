@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,12 @@ type Config struct {
 	DataDir string // broker.db, broker.key, TLS material and admin.sock live here
 	Listen  string // HOST:PORT of the HTTPS API
 	Domain  string // DNS zone; "" means DefaultDomain
+
+	// DNSListen is HOST:PORT for the authoritative DNS server (UDP and TCP); "" means none.
+	DNSListen string
+	// DNSAddrs are the broker's public addresses for the zone's NS glue; by default the
+	// DNS or API listen address, when it is a specific IP.
+	DNSAddrs []netip.Addr
 
 	// TLSCert and TLSKey name a certificate and key to serve. Without them the broker
 	// makes its own CA in DataDir and a server certificate signed by it.
@@ -129,6 +136,15 @@ func (b *Broker) Start(ctx context.Context) error {
 	base, stop := context.WithCancel(context.WithoutCancel(ctx))
 	b.stop = stop
 	b.done = make(chan struct{})
+	var dnsDone func() error
+	if b.cfg.DNSListen != "" {
+		if dnsDone, err = b.startDNS(base); err != nil {
+			stop()
+			ln.Close()
+			adminLn.Close()
+			return err
+		}
+	}
 	b.api = &http.Server{
 		Handler:           b.Handler(),
 		TLSConfig:         b.tls,
@@ -164,6 +180,11 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.api.Shutdown(sctx)
 		b.admin.Shutdown(sctx)
 		os.Remove(b.adminPath())
+		if dnsDone != nil {
+			if err := dnsDone(); err != nil && b.runErr == nil {
+				b.runErr = err
+			}
+		}
 	}()
 	return nil
 }

@@ -132,7 +132,7 @@ func TestMapOfflineAndSecondStream(t *testing.T) {
 	}
 }
 
-func TestKeyTakeoverRevokesOldStream(t *testing.T) {
+func TestSameNameTakeoverOnlyWhenOffline(t *testing.T) {
 	tb := startBroker(t, nil)
 	tb.setupAccount(t, "acme")
 	key := tb.authKey(t, "acme", true)
@@ -145,16 +145,27 @@ func TestKeyTakeoverRevokesOldStream(t *testing.T) {
 	ma.next(t)
 	mp.next(t) // laptop online
 
-	// The laptop is reinstalled: same name, new key.
+	// A second machine called laptop while the first is online: a new device, laptop-2.
+	twin := tb.newDevice(t, "laptop")
+	twin.register(t, key)
+	if twin.ID == a.ID || twin.Address == a.Address || twin.Name != "laptop-2" {
+		t.Fatalf("same name while online gave %+v, want a new device laptop-2", twin.Device)
+	}
+	if u := ma.next(t); u.Revoked != "" || len(u.Peers) != 1 || u.Peers[0].Name != "laptop-2" {
+		t.Fatalf("online laptop got %+v, want laptop-2 as a new peer", u)
+	}
+	mp.next(t) // laptop-2 added
+
+	// The laptop goes away and is reinstalled: same name, new key, same device and address.
+	ma.resp.Body.Close()
+	if u := mp.next(t); len(u.Peers) != 1 || u.Peers[0].ID != a.ID || u.Peers[0].Online {
+		t.Fatalf("peer got %+v, want laptop offline", u)
+	}
 	a2 := tb.newDevice(t, "laptop")
 	a2.register(t, key)
 	if a2.ID != a.ID || a2.Address != a.Address {
 		t.Fatalf("re-registration gave %+v, want device %s at %s", a2.Device, a.ID, a.Address)
 	}
-	if u := ma.next(t); u.Revoked != "replaced by a new registration of laptop" {
-		t.Fatalf("old stream got %+v, want revoked", u)
-	}
-	ma.closed(t)
 	u := mp.next(t)
 	if len(u.Peers) != 1 || u.Peers[0].PublicKey != a2.priv.Public() || u.Peers[0].Online {
 		t.Fatalf("peer got %+v, want laptop with its new key, offline", u)

@@ -24,7 +24,8 @@ func (b *Broker) handleRegister(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, r, err)
 		return
 	}
-	spec := store.DeviceSpec{PublicKey: req.PublicKey, Name: req.Name, ListenPort: req.ListenPort, Endpoints: eps}
+	spec := store.DeviceSpec{PublicKey: req.PublicKey, Name: req.Name, ListenPort: req.ListenPort, Endpoints: eps,
+		Online: b.hub.Online}
 
 	var account int64
 	if req.AuthKey == "" {

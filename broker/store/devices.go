@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/weftmesh/weft/internal/dnsname"
@@ -39,6 +40,15 @@ type DeviceSpec struct {
 	Name       string
 	ListenPort int
 	Endpoints  []netip.AddrPort
+	// Online reports whether the device with this ID is connected now. A registration
+	// under the name of an offline device is a reinstall and takes that device over
+	// (address included); under the name of an online one it is a second machine with the
+	// same name and gets the name with a suffix (laptop-2). nil means none is online.
+	Online func(accountID int64, id string) bool
+}
+
+func (d DeviceSpec) online(accountID int64, id string) bool {
+	return d.Online != nil && d.Online(accountID, id)
 }
 
 func (d DeviceSpec) validate() error {
@@ -114,9 +124,8 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 			return res, fmt.Errorf("%w: this public key is registered to a device in account %q", ErrConflict, byKey.Account)
 		}
 		if byKey.Name != spec.Name {
-			if other, err := deviceWhere(ctx, tx, `d.account_id = ? AND d.name = ?`, accountID, spec.Name); err == nil {
-				return res, fmt.Errorf("%w: name %q is taken by device %s in account %q", ErrConflict, spec.Name, other.ID, other.Account)
-			} else if !errors.Is(err, ErrNotFound) {
+			// Renaming onto a name another device holds gets the next free suffix.
+			if spec.Name, err = freeName(ctx, tx, accountID, spec.Name); err != nil {
 				return res, err
 			}
 		}
@@ -132,6 +141,12 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 	}
 
 	byName, err := deviceWhere(ctx, tx, `d.account_id = ? AND d.name = ?`, accountID, spec.Name)
+	if err == nil && spec.online(accountID, byName.ID) {
+		if spec.Name, err = freeName(ctx, tx, accountID, spec.Name); err != nil {
+			return res, err
+		}
+		err = fmt.Errorf("device %w", ErrNotFound) // register as a new device
+	}
 	switch {
 	case err == nil:
 		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO revoked_keys (public_key, account_id, reason, revoked_at) VALUES (?, ?, ?, ?)`,
@@ -178,6 +193,30 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 		return res, fmt.Errorf("clear revocation: %w", err)
 	}
 	return res, nil
+}
+
+// freeName returns name if no device of the account holds it, else the first of name-2,
+// name-3, … that is free, shortened so that it stays a valid DNS label.
+func freeName(ctx context.Context, tx *sql.Tx, accountID int64, name string) (string, error) {
+	for i := 1; i < 10000; i++ {
+		cand := name
+		if i > 1 {
+			suffix := fmt.Sprintf("-%d", i)
+			base := name
+			if len(base)+len(suffix) > dnsname.MaxLabel {
+				base = strings.TrimRight(base[:dnsname.MaxLabel-len(suffix)], "-")
+			}
+			cand = base + suffix
+		}
+		_, err := deviceWhere(ctx, tx, `d.account_id = ? AND d.name = ?`, accountID, cand)
+		if errors.Is(err, ErrNotFound) {
+			return cand, nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%w: no free name like %q", ErrConflict, name)
 }
 
 // allocateAddress picks a free address in the account; the caller's transaction

@@ -97,6 +97,11 @@ func (s *Store) DeviceByID(ctx context.Context, id string) (Device, error) {
 	return deviceWhere(ctx, s.db, `d.id = ?`, id)
 }
 
+// DeviceByName returns the device called name in the named account.
+func (s *Store) DeviceByName(ctx context.Context, account, name string) (Device, error) {
+	return deviceWhere(ctx, s.db, `a.name = ? AND d.name = ?`, account, name)
+}
+
 // Devices lists an account's devices by name.
 func (s *Store) Devices(ctx context.Context, accountID int64) ([]Device, error) {
 	return devicesWhere(ctx, s.db, `d.account_id = ?`, accountID)

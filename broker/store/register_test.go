@@ -173,11 +173,22 @@ func TestReRegistration(t *testing.T) {
 	if err != nil || r2.Created || r2.Device.ID != r1.Device.ID || r2.Device.Address != r1.Device.Address || r2.Device.Name != "laptop2" {
 		t.Fatalf("same-key re-registration: %+v, %v; want device %s renamed, same address", r2, err, r1.Device.ID)
 	}
-	// Renaming onto another device's name is refused.
+	// Renaming onto another device's name gets the next free suffix.
 	clash := first
 	clash.Name = "desktop"
-	if _, err := s.RegisterWithAuthKey(ctx, key, clash); !errors.Is(err, ErrConflict) {
-		t.Fatalf("rename onto taken name: err = %v, want ErrConflict", err)
+	if r, err := s.RegisterWithAuthKey(ctx, key, clash); err != nil || r.Device.ID != r1.Device.ID || r.Device.Name != "desktop-2" {
+		t.Fatalf("rename onto taken name: %+v, %v; want device %s renamed desktop-2", r.Device, err, r1.Device.ID)
+	}
+	back := first
+	back.Name = "laptop2"
+	if _, err := s.RegisterWithAuthKey(ctx, key, back); err != nil {
+		t.Fatal(err)
+	}
+	// A second machine under the name of an online device is a new device with a suffix.
+	twin := spec(t, "desktop")
+	twin.Online = func(_ int64, id string) bool { return id == other.Device.ID }
+	if r, err := s.RegisterWithAuthKey(ctx, key, twin); err != nil || !r.Created || r.Device.Name != "desktop-2" || !r.ReplacedKey.IsZero() {
+		t.Fatalf("same name as an online device: %+v, %v; want a new device desktop-2", r, err)
 	}
 
 	// Same name, new key: the device takes the key, keeps its address; the old key is revoked.
@@ -212,7 +223,7 @@ func TestReRegistration(t *testing.T) {
 		t.Fatalf("single-use key after a failed registration: %v", err)
 	}
 	devs, _ := s.AccountDevices(ctx, "acme")
-	if len(devs) != 2 || devs[0].ID != other.Device.ID {
+	if len(devs) != 3 || devs[0].ID != other.Device.ID || devs[1].Name != "desktop-2" {
 		t.Fatalf("acme devices = %+v", devs)
 	}
 }

@@ -13,6 +13,7 @@ import (
 const usage = `usage:
   weft-broker serve --data DIR [--listen HOST:PORT] [--domain ZONE]
                     [--tls-cert FILE --tls-key FILE] [--tls-san NAME,...]
+                    [--dns HOST:PORT [--dns-addr IP,...]]
   weft-broker account create NAME --data DIR
   weft-broker user add ACCOUNT EMAIL --password-file FILE|- --data DIR
   weft-broker authkey create ACCOUNT [--reusable] [--expires DURATION] --data DIR

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,6 +34,9 @@ func cmdServe(args []string, data string, e env) error {
 	fs.StringVar(&cfg.Domain, "domain", broker.DefaultDomain, "")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "")
+	fs.StringVar(&cfg.DNSListen, "dns", "", "")
+	var dnsAddrs listFlag
+	fs.Var(&dnsAddrs, "dns-addr", "")
 	var sans listFlag
 	fs.Var(&sans, "tls-san", "")
 	debug := fs.Bool("debug", false, "")
@@ -47,6 +51,13 @@ func cmdServe(args []string, data string, e env) error {
 		return usagef("--data DIR is required")
 	}
 	cfg.TLSSANs = sans
+	for _, a := range dnsAddrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return usagef("--dns-addr %q: not an IP address", a)
+		}
+		cfg.DNSAddrs = append(cfg.DNSAddrs, ip)
+	}
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug

@@ -121,7 +121,7 @@ func (b *Broker) Start() {
 	b.t.Helper()
 	b.Proc = b.Host.Start(b.bins.path("weft-broker"), "serve", "--data", b.Data,
 		"--listen", fmt.Sprintf("%s:%d", b.Host.Addr(), b.Port), "--tls-san", b.Host.Addr().String(),
-		"--domain", "weft.test")
+		"--domain", "weft.test", "--dns", b.Host.Addr().String()+":53")
 	Eventually(b.t, 20*time.Second, "broker admin socket", func() error {
 		select {
 		case <-b.Proc.Done():
