@@ -112,6 +112,7 @@ func (b *Broker) adminHandler() http.Handler {
 	mux.Handle(AdminPathAuthKeys, route(http.MethodPost, b.adminCreateAuthKey))
 	mux.Handle(AdminPathDevices, route(http.MethodGet, b.adminListDevices))
 	mux.Handle(AdminPathRemoveDevice, route(http.MethodPost, b.adminRemoveDevice))
+	mux.HandleFunc(AdminPathPolicy, b.adminPolicy)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such admin endpoint %s", r.URL.Path))
 	})

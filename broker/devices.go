@@ -21,7 +21,7 @@ func (b *Broker) handleEndpoints(w http.ResponseWriter, r *http.Request, dev sto
 	b.writeMu.Lock()
 	d, err := b.store.SetEndpoints(r.Context(), dev.ID, req.ListenPort, eps)
 	if err == nil {
-		b.hub.Publish(d.AccountID, b.wireDevice(d))
+		err = b.refresh(r.Context(), d.AccountID)
 	}
 	b.writeMu.Unlock()
 	if err != nil {
@@ -61,6 +61,6 @@ func (b *Broker) removeDevice(r *http.Request, account, device, reason string) (
 	if err != nil {
 		return d, err
 	}
-	b.hub.Remove(d.AccountID, d.ID, reason)
-	return d, nil
+	b.hub.End(d.AccountID, d.ID, reason)
+	return d, b.refresh(r.Context(), d.AccountID)
 }

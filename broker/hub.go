@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"reflect"
 	"sync"
 
 	"github.com/weftmesh/weft/wire"
@@ -10,18 +11,37 @@ import (
 // the device then reconnects and starts again from a full map.
 const streamBuffer = 256
 
-// Hub fans out changes to each account's devices to that account's live map streams,
-// and knows which devices are online (have a live stream). It does no I/O.
-type Hub struct {
-	mu sync.Mutex
-	// streams holds the live stream of each device, by account ID then device ID;
-	// guarded by mu. A device has at most one: a new one replaces the old.
-	streams map[int64]map[string]*Stream
+// View is what the account's access policy lets each device see: which peers are in its
+// map, and its inbound packet filter.
+type View interface {
+	Visible(self, peer string) bool
+	Filter(self string) wire.PacketFilter
 }
 
-// NewHub returns a hub with no streams.
+// allowAll is the view of an account without a policy: everyone sees everyone, and
+// nothing is filtered (zero configuration).
+type allowAll struct{}
+
+func (allowAll) Visible(string, string) bool     { return true }
+func (allowAll) Filter(string) wire.PacketFilter { return wire.PacketFilter{DefaultAllow: true} }
+
+// Hub holds each loaded account's devices and view, and keeps every live map stream in
+// step with them: whenever the account changes, each stream gets exactly the difference
+// between what it was last sent and what it should see now. It does no I/O.
+type Hub struct {
+	mu       sync.Mutex              // guards accounts and everything reachable from it
+	accounts map[int64]*accountState // by account ID
+}
+
+type accountState struct {
+	devices map[string]wire.Device // by device ID, Online not yet set
+	view    View
+	streams map[string]*Stream // the live stream of each device, by device ID
+}
+
+// NewHub returns a hub with no accounts.
 func NewHub() *Hub {
-	return &Hub{streams: make(map[int64]map[string]*Stream)}
+	return &Hub{accounts: make(map[int64]*accountState)}
 }
 
 // Stream is one device's subscription to its account's map. Read Updates until Done
@@ -33,8 +53,10 @@ type Stream struct {
 	updates chan wire.MapUpdate
 	done    chan struct{}
 
-	// The fields below are guarded by Hub.mu.
-	self    wire.Device // the device's current record, for telling peers it went offline
+	// The fields below are guarded by Hub.mu: what the stream was last sent.
+	self    wire.Device
+	peers   map[string]wire.Device
+	filter  *wire.PacketFilter // nil until the first map
 	ended   bool
 	revoked string
 }
@@ -54,32 +76,60 @@ func (h *Hub) Revoked(s *Stream) string {
 	return s.revoked
 }
 
-// Subscribe opens the map stream of device self in account. It ends any earlier
-// stream of the same device and, if the device was offline, tells its peers it is online.
-func (h *Hub) Subscribe(account int64, self wire.Device) *Stream {
-	self.Online = true
-	s := &Stream{account: account, id: self.ID, key: self.PublicKey, self: self,
-		updates: make(chan wire.MapUpdate, streamBuffer), done: make(chan struct{})}
+// Loaded reports whether the hub holds account's devices.
+func (h *Hub) Loaded(account int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	acct := h.streams[account]
-	if acct == nil {
-		acct = make(map[string]*Stream)
-		h.streams[account] = acct
+	return h.accounts[account] != nil
+}
+
+// SetAccount replaces what the hub knows of account — every device and the policy view
+// (nil means allow-all) — and sends each live stream what changed for it.
+func (h *Hub) SetAccount(account int64, devices []wire.Device, view View) {
+	if view == nil {
+		view = allowAll{}
 	}
-	old := acct[self.ID]
-	acct[self.ID] = s
-	if old != nil {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a := h.accounts[account]
+	if a == nil {
+		a = &accountState{streams: make(map[string]*Stream)}
+		h.accounts[account] = a
+	}
+	a.devices = make(map[string]wire.Device, len(devices))
+	for _, d := range devices {
+		a.devices[d.ID] = d
+	}
+	a.view = view
+	h.syncLocked(a)
+}
+
+// Subscribe opens the map stream of device id (authenticated with key) in a loaded
+// account and returns it with the device's full map. It ends any earlier stream of the
+// same device and tells the device's peers it is online.
+func (h *Hub) Subscribe(account int64, id string, key wire.Key) (*Stream, wire.MapUpdate, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a := h.accounts[account]
+	if a == nil {
+		return nil, wire.MapUpdate{}, false
+	}
+	if _, ok := a.devices[id]; !ok {
+		return nil, wire.MapUpdate{}, false
+	}
+	s := &Stream{account: account, id: id, key: key, peers: map[string]wire.Device{},
+		updates: make(chan wire.MapUpdate, streamBuffer), done: make(chan struct{})}
+	if old := a.streams[id]; old != nil {
 		h.endLocked(old, "")
-		return s // it was online already: peers need no news
 	}
-	h.fanoutLocked(account, func(st *Stream) (wire.MapUpdate, bool) {
-		if st == s {
-			return wire.MapUpdate{}, false
-		}
-		return wire.MapUpdate{Peers: []wire.Device{self}}, true
-	})
-	return s
+	a.streams[id] = s
+	full := h.diffLocked(a, s)
+	full.Full = true
+	if full.Peers == nil {
+		full.Peers = []wire.Device{}
+	}
+	h.syncLocked(a) // peers learn this device is online
+	return s, full, true
 }
 
 // Unsubscribe closes s. If it was still the device's live stream, the device's peers
@@ -87,71 +137,32 @@ func (h *Hub) Subscribe(account int64, self wire.Device) *Stream {
 func (h *Hub) Unsubscribe(s *Stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.dropLocked(s)
+	h.dropLocked(s, "")
 }
 
-// dropLocked ends s and, if it was the device's live stream, announces it offline.
-func (h *Hub) dropLocked(s *Stream) {
-	acct := h.streams[s.account]
-	current := acct[s.id] == s
-	h.endLocked(s, "")
-	if !current {
-		return
-	}
-	delete(acct, s.id)
-	if len(acct) == 0 {
-		delete(h.streams, s.account)
-	}
-	off := s.self
-	off.Online = false
-	h.fanoutLocked(s.account, func(*Stream) (wire.MapUpdate, bool) {
-		return wire.MapUpdate{Peers: []wire.Device{off}}, true
-	})
-}
-
-// Publish announces that device d of account was added or changed: its own stream
-// gets it as Self, every other stream as a changed peer. d.Online is set by the hub.
-func (h *Hub) Publish(account int64, d wire.Device) {
+// End ends the live stream of device id, telling it reason (it was removed). Its peers
+// learn of the removal from the SetAccount that follows.
+func (h *Hub) End(account int64, id, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	own := h.streams[account][d.ID]
-	d.Online = own != nil
-	if own != nil {
-		own.self = d
-	}
-	h.fanoutLocked(account, func(st *Stream) (wire.MapUpdate, bool) {
-		if st == own {
-			self := d
-			return wire.MapUpdate{Self: &self}, true
+	if a := h.accounts[account]; a != nil {
+		if s := a.streams[id]; s != nil {
+			delete(a.streams, id)
+			h.endLocked(s, reason)
 		}
-		return wire.MapUpdate{Peers: []wire.Device{d}}, true
-	})
-}
-
-// Remove announces that device id left account: peers drop it and its own stream
-// ends with revoked set to reason.
-func (h *Hub) Remove(account int64, id, reason string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if own := h.streams[account][id]; own != nil {
-		delete(h.streams[account], id)
-		h.endLocked(own, reason)
 	}
-	h.fanoutLocked(account, func(*Stream) (wire.MapUpdate, bool) {
-		return wire.MapUpdate{Removed: []string{id}}, true
-	})
 }
 
 // Revoke ends the stream of device id if it was opened with key, which no longer
-// belongs to the device, telling it reason. Peers learn the new key from the
-// Publish that follows.
+// belongs to the device, telling it reason.
 func (h *Hub) Revoke(account int64, id string, key wire.Key, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	acct := h.streams[account]
-	if own := acct[id]; own != nil && own.key == key {
-		delete(acct, id)
-		h.endLocked(own, reason)
+	if a := h.accounts[account]; a != nil {
+		if s := a.streams[id]; s != nil && s.key == key {
+			delete(a.streams, id)
+			h.endLocked(s, reason)
+		}
 	}
 }
 
@@ -159,7 +170,19 @@ func (h *Hub) Revoke(account int64, id string, key wire.Key, reason string) {
 func (h *Hub) Online(account int64, id string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.streams[account][id] != nil
+	a := h.accounts[account]
+	return a != nil && a.streams[id] != nil
+}
+
+// dropLocked ends s and, if it was the device's live stream, announces it offline.
+func (h *Hub) dropLocked(s *Stream, reason string) {
+	h.endLocked(s, reason)
+	a := h.accounts[s.account]
+	if a == nil || a.streams[s.id] != s {
+		return
+	}
+	delete(a.streams, s.id)
+	h.syncLocked(a)
 }
 
 // endLocked closes s's Done once, recording reason.
@@ -171,23 +194,62 @@ func (h *Hub) endLocked(s *Stream, revoked string) {
 	close(s.done)
 }
 
-// fanoutLocked sends msg(st) to every stream of account for which it returns true.
-// A stream whose buffer is full is dropped (and announced offline) rather than
-// blocking everyone else.
-func (h *Hub) fanoutLocked(account int64, msg func(*Stream) (wire.MapUpdate, bool)) {
+// syncLocked sends every live stream of a what changed for it. A stream whose buffer is
+// full is dropped (and announced offline) rather than blocking everyone else.
+func (h *Hub) syncLocked(a *accountState) {
 	var lagging []*Stream
-	for _, st := range h.streams[account] {
-		u, ok := msg(st)
-		if !ok {
+	for _, s := range a.streams {
+		u := h.diffLocked(a, s)
+		if u.Self == nil && u.Peers == nil && u.Removed == nil && u.Filter == nil {
 			continue
 		}
 		select {
-		case st.updates <- u:
+		case s.updates <- u:
 		default:
-			lagging = append(lagging, st)
+			lagging = append(lagging, s)
 		}
 	}
-	for _, st := range lagging {
-		h.dropLocked(st)
+	for _, s := range lagging {
+		h.dropLocked(s, "")
 	}
+}
+
+// diffLocked computes what s must be sent to see the account as it is now, and records
+// that as sent.
+func (h *Hub) diffLocked(a *accountState, s *Stream) wire.MapUpdate {
+	var u wire.MapUpdate
+	online := func(d wire.Device) wire.Device {
+		d.Online = a.streams[d.ID] != nil
+		return d
+	}
+	if self, ok := a.devices[s.id]; ok {
+		self = online(self)
+		if !reflect.DeepEqual(self, s.self) {
+			s.self = self
+			u.Self = &self
+		}
+	}
+	for id, d := range a.devices {
+		if id == s.id || !a.view.Visible(s.id, id) {
+			continue
+		}
+		d = online(d)
+		if old, ok := s.peers[id]; !ok || !reflect.DeepEqual(old, d) {
+			s.peers[id] = d
+			u.Peers = append(u.Peers, d)
+		}
+	}
+	for id := range s.peers {
+		if _, ok := a.devices[id]; !ok || !a.view.Visible(s.id, id) {
+			delete(s.peers, id)
+			u.Removed = append(u.Removed, id)
+		}
+	}
+	if f := a.view.Filter(s.id); s.filter == nil || !reflect.DeepEqual(f, *s.filter) {
+		s.filter = &f
+		u.Filter = &f
+	}
+	sortDevices(u.Peers)
+	sortStrings(u.Removed)
+	return u
 }

@@ -83,19 +83,14 @@ func (b *Broker) subscribe(ctx context.Context, dev store.Device) (*Stream, wire
 		}
 		return nil, wire.MapUpdate{}, fmt.Errorf("device %s changed during authentication", dev.ID)
 	}
-	devs, err := b.store.Devices(ctx, cur.AccountID)
-	if err != nil {
-		return nil, wire.MapUpdate{}, err
-	}
-	st := b.hub.Subscribe(cur.AccountID, b.wireDevice(cur))
-	full := wire.MapUpdate{Full: true, Peers: []wire.Device{}}
-	for _, d := range devs {
-		wd := b.wireDevice(d)
-		if d.ID == cur.ID {
-			full.Self = &wd
-		} else {
-			full.Peers = append(full.Peers, wd)
+	if !b.hub.Loaded(cur.AccountID) {
+		if err := b.refresh(ctx, cur.AccountID); err != nil {
+			return nil, wire.MapUpdate{}, err
 		}
+	}
+	st, full, ok := b.hub.Subscribe(cur.AccountID, cur.ID, cur.PublicKey)
+	if !ok {
+		return nil, wire.MapUpdate{}, fmt.Errorf("device %s is not in its account's map", cur.ID)
 	}
 	return st, full, nil
 }

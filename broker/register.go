@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -41,6 +42,7 @@ func (b *Broker) handleRegister(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		account = a.ID
+		spec.User = strings.ToLower(req.Email)
 	}
 
 	b.writeMu.Lock()
@@ -51,7 +53,7 @@ func (b *Broker) handleRegister(w http.ResponseWriter, r *http.Request) {
 		res, err = b.store.RegisterInAccount(r.Context(), account, spec)
 	}
 	if err == nil {
-		b.publishRegistration(res)
+		err = b.publishRegistration(r.Context(), res)
 	}
 	b.writeMu.Unlock()
 	if err != nil {
@@ -65,12 +67,12 @@ func (b *Broker) handleRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 // publishRegistration tells the hub about a registration; the caller holds writeMu.
-func (b *Broker) publishRegistration(res store.RegisterResult) {
+func (b *Broker) publishRegistration(ctx context.Context, res store.RegisterResult) error {
 	d := res.Device
 	if !res.ReplacedKey.IsZero() {
 		b.hub.Revoke(d.AccountID, d.ID, res.ReplacedKey, "replaced by a new registration of "+d.Name)
 	}
-	b.hub.Publish(d.AccountID, b.wireDevice(d))
+	return b.refresh(ctx, d.AccountID)
 }
 
 // validateRegister checks a registration request and returns the device's endpoints.

@@ -48,7 +48,47 @@ type ChallengeResponse struct {
 // EndpointsRequest replaces the calling device's reported endpoints.
 type EndpointsRequest struct {
 	ListenPort int              `json:"listen_port"`
-	Endpoints  []netip.AddrPort `json:"endpoints"`
+	Endpoints  []netip.AddrPort `json:"endpoints"` // local (LAN) candidates
+	// Reflexive are public mappings of the device's WireGuard socket: learned with STUN
+	// or reported back by peers (the source their pings came from). Version 2.
+	Reflexive []netip.AddrPort `json:"reflexive,omitempty"`
+	// NAT is what the device found out about its NAT: one of the NAT constants. Version 2.
+	NAT string `json:"nat,omitempty"`
+}
+
+// What a device may report of its NAT in EndpointsRequest.NAT, and peers see in Device.NAT.
+const (
+	NATUnknown    = ""            // not measured (yet)
+	NATNone       = "none"        // the socket's address is public: no NAT
+	NATEasy       = "easy"        // endpoint-independent mapping: one public port for every destination
+	NATSymmetric  = "symmetric"   // endpoint-dependent mapping: a new public port per destination
+	NATUDPBlocked = "udp-blocked" // no STUN reply: UDP does not get out
+)
+
+// ValidNAT reports whether s is one of the NAT constants.
+func ValidNAT(s string) bool {
+	switch s {
+	case NATUnknown, NATNone, NATEasy, NATSymmetric, NATUDPBlocked:
+		return true
+	}
+	return false
+}
+
+// PunchRequest asks the broker to make the calling device and peer PeerID probe each
+// other now: both get the other's ID in MapUpdate.Punch. Version 2.
+type PunchRequest struct {
+	PeerID string `json:"peer_id"`
+}
+
+// RelayInfo is a relay devices may send through (see docs/RELAY.md). At least one of
+// UDP and TLS is set.
+type RelayInfo struct {
+	Name      string `json:"name"`
+	UDP       string `json:"udp,omitempty"` // HOST:PORT of the UDP transport
+	TLS       string `json:"tls,omitempty"` // HOST:PORT of the TLS-over-TCP transport
+	PublicKey Key    `json:"public_key"`    // the relay's static key, which it proves on connect
+	// Private is set for the account's own relay, which its devices prefer to global ones.
+	Private bool `json:"private,omitempty"`
 }
 
 // Device is a device as the broker knows it: itself in a map, or one of its peers.
@@ -60,9 +100,12 @@ type Device struct {
 	PublicKey Key        `json:"public_key"`
 	Address   netip.Addr `json:"address"`
 	// Endpoints are the device's candidates: the one the broker observed (its public
-	// address and ListenPort) first, then those it reported itself, without duplicates.
+	// address and ListenPort) first, then its reflexive (public) ones, then its LAN ones,
+	// without duplicates.
 	Endpoints []netip.AddrPort `json:"endpoints,omitempty"`
 	Online    bool             `json:"online"` // has a live map stream
+	// NAT is what the device reported of its NAT (one of the NAT constants). Version 2.
+	NAT string `json:"nat,omitempty"`
 }
 
 // MapUpdate is one message on the map stream. The first message has Full set and lists
@@ -75,6 +118,22 @@ type MapUpdate struct {
 	Peers   []Device `json:"peers,omitempty"`
 	Removed []string `json:"removed,omitempty"`
 	Revoked string   `json:"revoked,omitempty"`
+	// Filter is the device's inbound packet filter, compiled from the account's access
+	// policy; sent with the full map and whenever it changes. Peers the policy never lets
+	// the device talk to are left out of its map altogether.
+	Filter *PacketFilter `json:"filter,omitempty"`
+
+	// Relays, when not nil, replaces the list of relays the device may use, best first
+	// (the account's private relays, then global ones). It comes with the full map and
+	// whenever the list changes; an empty list ("relays":[]) means there are none now.
+	// Version 2.
+	Relays []RelayInfo `json:"relays,omitzero"`
+	// STUN are the broker's STUN servers (HOST:PORT), with the full map. Two of them let
+	// a device tell endpoint-independent from endpoint-dependent mapping. Version 2.
+	STUN []string `json:"stun,omitempty"`
+	// Punch are peers (by ID) this device should start probing now: the peer does the
+	// same at once. Version 2.
+	Punch []string `json:"punch,omitempty"`
 }
 
 // MapKeepalive is how often the broker writes an empty MapUpdate on an idle stream; a

@@ -32,6 +32,7 @@ type Device struct {
 	ListenPort int
 	CreatedAt  time.Time
 	LastSeen   time.Time
+	User       string // email of the user who registered it; "" for an auth key
 }
 
 // DeviceSpec is what a registration asks for.
@@ -40,6 +41,7 @@ type DeviceSpec struct {
 	Name       string
 	ListenPort int
 	Endpoints  []netip.AddrPort
+	User       string // the authenticated user's email; "" for an auth key
 	// Online reports whether the device with this ID is connected now. A registration
 	// under the name of an offline device is a reinstall and takes that device over
 	// (address included); under the name of an online one it is a second machine with the
@@ -129,8 +131,8 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 				return res, err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE devices SET name = ?, listen_port = ?, endpoints = ?, last_seen = ? WHERE id = ?`,
-			spec.Name, spec.ListenPort, string(eps), now, byKey.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET name = ?, listen_port = ?, endpoints = ?, last_seen = ?, user_email = ? WHERE id = ?`,
+			spec.Name, spec.ListenPort, string(eps), now, spec.User, byKey.ID)
 		if err != nil {
 			return res, fmt.Errorf("update device %s: %w", byKey.ID, err)
 		}
@@ -154,8 +156,8 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 		if err != nil {
 			return res, fmt.Errorf("revoke old key of %s: %w", spec.Name, err)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, listen_port = ?, endpoints = ?, last_seen = ? WHERE id = ?`,
-			spec.PublicKey.String(), spec.ListenPort, string(eps), now, byName.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, listen_port = ?, endpoints = ?, last_seen = ?, user_email = ? WHERE id = ?`,
+			spec.PublicKey.String(), spec.ListenPort, string(eps), now, spec.User, byName.ID)
 		if err != nil {
 			return res, fmt.Errorf("rekey device %s: %w", byName.ID, err)
 		}
@@ -174,9 +176,9 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 			return res, err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO devices
-			(id, account_id, name, public_key, address, endpoints, listen_port, created_at, last_seen)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, accountID, spec.Name, spec.PublicKey.String(), addr.String(), string(eps), spec.ListenPort, now, now)
+			(id, account_id, name, public_key, address, endpoints, listen_port, created_at, last_seen, user_email)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, accountID, spec.Name, spec.PublicKey.String(), addr.String(), string(eps), spec.ListenPort, now, now, spec.User)
 		if err != nil {
 			return res, fmt.Errorf("insert device %s: %w", spec.Name, err)
 		}

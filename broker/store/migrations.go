@@ -49,4 +49,30 @@ CREATE TABLE revoked_keys (
 	revoked_at INTEGER NOT NULL
 );
 `,
+	// 2: access policies, and which user registered each device (for user: selectors).
+	`
+CREATE TABLE policies (
+	account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+	filename   TEXT NOT NULL,
+	source     BLOB NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+ALTER TABLE devices ADD COLUMN user_email TEXT NOT NULL DEFAULT '';
+`,
+	// 3: NAT traversal: relays (global, or an account's own), and what each device last
+	// reported of its public mappings and NAT.
+	`
+CREATE TABLE relays (
+	id         INTEGER PRIMARY KEY,
+	account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE, -- NULL for a global relay
+	name       TEXT NOT NULL,
+	udp        TEXT NOT NULL DEFAULT '',
+	tls        TEXT NOT NULL DEFAULT '',
+	public_key TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX relays_account_name ON relays (coalesce(account_id, 0), name);
+ALTER TABLE devices ADD COLUMN reflexive TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN nat TEXT NOT NULL DEFAULT '';
+`,
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const deviceColumns = `d.id, d.account_id, a.name, d.name, d.public_key, d.address, d.endpoints,
-	d.listen_port, d.created_at, d.last_seen FROM devices d JOIN accounts a ON a.id = d.account_id`
+	d.listen_port, d.created_at, d.last_seen, d.user_email FROM devices d JOIN accounts a ON a.id = d.account_id`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -24,7 +24,7 @@ func scanDevice(row scanner) (Device, error) {
 		created, lastSeen int64
 	)
 	if err := row.Scan(&d.ID, &d.AccountID, &d.Account, &d.Name, &key, &addr, &eps,
-		&d.ListenPort, &created, &lastSeen); err != nil {
+		&d.ListenPort, &created, &lastSeen, &d.User); err != nil {
 		return d, err
 	}
 	var err error

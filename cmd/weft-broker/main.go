@@ -19,6 +19,8 @@ const usage = `usage:
   weft-broker authkey create ACCOUNT [--reusable] [--expires DURATION] --data DIR
   weft-broker device list ACCOUNT [--json] --data DIR
   weft-broker device remove ACCOUNT DEVICE --data DIR
+  weft-broker policy set ACCOUNT FILE --data DIR
+  weft-broker policy get ACCOUNT --data DIR
 
 Flags may come before or after the other arguments. Admin commands act on the
 broker running on DIR through DIR/admin.sock.
@@ -87,6 +89,8 @@ func dispatch(args []string, e env) error {
 		return cmdAuthKey(rest, *data, e)
 	case "device":
 		return cmdDevice(rest, *data, e)
+	case "policy":
+		return cmdPolicy(rest, *data, e)
 	case "help":
 		return flag.ErrHelp
 	default:
