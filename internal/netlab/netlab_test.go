@@ -454,3 +454,42 @@ func TestNamesValidated(t *testing.T) {
 		t.Errorf("prefix %q: want short, stable, and different per test", p)
 	}
 }
+
+// TestSocketsInHost: a listener opened by the test process inside one host is reached
+// from another host, and sees that host's address.
+func TestSocketsInHost(t *testing.T) {
+	t.Parallel()
+	lab := New(t, "sockets")
+	a := lab.AddHost("a", lab.Internet())
+	b := lab.AddHost("b", lab.Internet())
+	ln, err := b.Listen("tcp4", ":7001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			seen <- err.Error()
+			return
+		}
+		seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+		c.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, "tcp4", b.Addr().String()+":7001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := <-seen; got != a.Addr().String() {
+		t.Fatalf("listener saw %s, want %s", got, a.Addr())
+	}
+	// The listener is in b, not in the test's own namespace.
+	if c, err := net.DialTimeout("tcp4", "127.0.0.1:7001", time.Second); err == nil {
+		c.Close()
+		t.Fatal("listener reachable from the root namespace")
+	}
+}
