@@ -38,6 +38,7 @@ type Config struct {
 	Address    netip.Prefix // mesh address with the mesh range's prefix, e.g. 100.64.0.5/10
 	MTU        int          // 0 means DefaultMTU
 	Logger     *slog.Logger
+	Mode       string // ModeAuto ("" too), ModeKernel or ModeUserspace; used by Open, not New
 }
 
 // Peer is one WireGuard peer as the engine should run it.

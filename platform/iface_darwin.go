@@ -15,6 +15,10 @@ func configureInterface(dev tun.Device, addr netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("tunnel interface name: %w", err)
 	}
+	return configureInterfaceByName(name, addr)
+}
+
+func configureInterfaceByName(name string, addr netip.Prefix) error {
 	ip := addr.Addr().String()
 	if out, err := exec.Command("/sbin/ifconfig", name, "inet", ip, ip, "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("ifconfig %s %s: %w: %s", name, ip, err, out)

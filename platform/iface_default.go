@@ -13,3 +13,7 @@ import (
 func configureInterface(dev tun.Device, addr netip.Prefix) error {
 	return fmt.Errorf("configure interface: not supported on %s", runtime.GOOS)
 }
+
+func configureInterfaceByName(name string, addr netip.Prefix) error {
+	return fmt.Errorf("configure interface %s: not supported on %s", name, runtime.GOOS)
+}

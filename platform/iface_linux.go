@@ -14,6 +14,10 @@ func configureInterface(dev tun.Device, addr netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("tunnel interface name: %w", err)
 	}
+	return configureInterfaceByName(name, addr)
+}
+
+func configureInterfaceByName(name string, addr netip.Prefix) error {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("find interface %s: %w", name, err)

@@ -20,3 +20,9 @@ func configureInterface(dev tun.Device, addr netip.Prefix) error {
 	}
 	return nil
 }
+
+// Windows tunnels are Wintun adapters, configured through their device (by LUID); weft
+// creates no interface that exists only by name there.
+func configureInterfaceByName(name string, addr netip.Prefix) error {
+	return fmt.Errorf("configure interface %s by name: not supported on windows (only Wintun tunnels, configured through their device)", name)
+}

@@ -14,3 +14,9 @@ import (
 func ConfigureInterface(dev tun.Device, addr netip.Prefix) error {
 	return configureInterface(dev, addr)
 }
+
+// ConfigureInterfaceByName does the same for an interface that has no tun.Device behind
+// it, such as a kernel WireGuard link, found by its name.
+func ConfigureInterfaceByName(name string, addr netip.Prefix) error {
+	return configureInterfaceByName(name, addr)
+}

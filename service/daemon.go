@@ -15,18 +15,20 @@ import (
 	"github.com/weftmesh/weft/ipc"
 	"github.com/weftmesh/weft/mesh"
 	"github.com/weftmesh/weft/mesh/control"
+	"github.com/weftmesh/weft/platform"
 	"github.com/weftmesh/weft/wire"
 )
 
 // connectedWithin is how recent a handshake must be for a peer to count as connected.
 const connectedWithin = 3 * time.Minute
 
-// Engine is the data plane the daemon drives; *mesh.Engine implements it.
+// Engine is the data plane the daemon drives; every mesh.Device implements it.
 type Engine interface {
 	SetPeers(peers []mesh.Peer) error // replaces the peer set; unchanged peers keep their sessions
 	Stats() (map[wire.Key]mesh.PeerStats, error)
 	ListenPort() int
 	InterfaceName() string
+	Kind() string // which WireGuard runs the tunnel: mesh.KindKernel or mesh.KindUserspace
 	Close() error
 }
 
@@ -35,9 +37,14 @@ type Config struct {
 	StateDir   string
 	TUNName    string // e.g. "weft0"
 	ListenPort int    // WireGuard UDP port; 0 picks a free one
-	Logger     *slog.Logger
-	// NewEngine creates the data plane; nil means mesh.New.
+	// WireGuardMode picks kernel or userspace WireGuard: mesh.ModeAuto ("" too),
+	// mesh.ModeKernel or mesh.ModeUserspace.
+	WireGuardMode string
+	Logger        *slog.Logger
+	// NewEngine creates the data plane; nil means mesh.Open.
 	NewEngine func(mesh.Config) (Engine, error)
+	// NewFirewall creates the enforcer of the access policy; nil means platform.NewFirewall.
+	NewFirewall func(*slog.Logger) (platform.Firewall, error)
 }
 
 // Daemon is a running weftd.
@@ -59,14 +66,17 @@ type Daemon struct {
 	key    wire.Key
 	st     State // st.Map is not kept current in memory: peers is
 	peers  PeerMap
-	engine Engine   // nil while the tunnel is down
-	sess   *session // control loop of the current tunnel; nil when none
+	engine Engine            // nil while the tunnel is down
+	fw     platform.Firewall // enforces the inbound filter while the tunnel is up; nil when down
+	sess   *session          // control loop of the current tunnel; nil when none
 	broker control.State
 	// tunnelErr says why the tunnel failed to come up, for Status.
 	tunnelErr string
 	// enginePeersStale: the last SetPeers failed, so the next map must be pushed even
 	// if it changes nothing.
 	enginePeersStale bool
+	// firewallStale: the last firewall Apply failed; the next map retries it.
+	firewallStale bool
 }
 
 // session is one run of the control loop and endpoint reporter for one tunnel.
@@ -81,6 +91,9 @@ type session struct {
 func Open(cfg Config) (*Daemon, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("no state directory")
+	}
+	if err := mesh.CheckMode(cfg.WireGuardMode); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -116,13 +129,7 @@ func Open(cfg Config) (*Daemon, error) {
 	}
 	newEngine := cfg.NewEngine
 	if newEngine == nil {
-		newEngine = func(c mesh.Config) (Engine, error) {
-			e, err := mesh.New(c)
-			if err != nil {
-				return nil, err
-			}
-			return e, nil
-		}
+		newEngine = func(c mesh.Config) (Engine, error) { return mesh.Open(c) }
 	}
 	return &Daemon{
 		cfg:       cfg,
@@ -203,6 +210,7 @@ func (d *Daemon) startLocked() error {
 		PrivateKey: key,
 		Address:    netip.PrefixFrom(st.Device.Address, meshRange.Bits()),
 		Logger:     d.log.With("component", "mesh"),
+		Mode:       d.cfg.WireGuardMode,
 	})
 	if err != nil {
 		client.Close()
@@ -212,11 +220,22 @@ func (d *Daemon) startLocked() error {
 		d.mu.Unlock()
 		return err
 	}
+	// The policy is enforced before any peer is configured: the last known filter, or
+	// deny-all for a device that has never had one.
+	fw, err := d.startFirewall(eng, st.Device.Address)
+	if err != nil {
+		eng.Close()
+		client.Close()
+		d.mu.Lock()
+		d.tunnelErr = err.Error()
+		d.mu.Unlock()
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{client: client, cancel: cancel, done: make(chan struct{})}
 
 	d.mu.Lock()
-	d.engine, d.sess, d.tunnelErr, d.broker = eng, s, "", control.State{}
+	d.engine, d.fw, d.sess, d.tunnelErr, d.broker = eng, fw, s, "", control.State{}
 	if err := d.pushPeersLocked(); err != nil {
 		d.log.Warn("saved peers not applied; the broker's map retries", "err", err)
 	}
@@ -252,12 +271,55 @@ func (d *Daemon) stopLocked() {
 		s.client.Close()
 	}
 	d.mu.Lock()
-	eng := d.engine
-	d.engine, d.broker, d.enginePeersStale = nil, control.State{}, false
+	eng, fw := d.engine, d.fw
+	d.engine, d.fw, d.broker, d.enginePeersStale, d.firewallStale = nil, nil, control.State{}, false, false
 	d.mu.Unlock()
+	closeTunnel(d.log, eng, fw)
+}
+
+// startFirewall creates the firewall and enforces the current filter on eng's interface.
+func (d *Daemon) startFirewall(eng Engine, self netip.Addr) (platform.Firewall, error) {
+	newFW := d.cfg.NewFirewall
+	if newFW == nil {
+		newFW = platform.NewFirewall
+	}
+	fw, err := newFW(d.log.With("component", "firewall"))
+	if err != nil {
+		return nil, fmt.Errorf("access policy cannot be enforced: %w", err)
+	}
+	d.mu.Lock()
+	filter := d.peers.Filter()
+	d.mu.Unlock()
+	if err := fw.Apply(eng.InterfaceName(), self, filter); err != nil {
+		fw.Close()
+		return nil, fmt.Errorf("enforce access policy: %w", err)
+	}
+	return fw, nil
+}
+
+// applyFilterLocked enforces the peer map's filter. The caller holds mu.
+func (d *Daemon) applyFilterLocked() error {
+	if d.fw == nil || d.engine == nil || d.st.Device == nil {
+		return nil
+	}
+	if err := d.fw.Apply(d.engine.InterfaceName(), d.st.Device.Address, d.peers.Filter()); err != nil {
+		d.firewallStale = true
+		return fmt.Errorf("enforce access policy: %w", err)
+	}
+	d.firewallStale = false
+	return nil
+}
+
+// closeTunnel removes the firewall rules and closes the tunnel, either of which may be nil.
+func closeTunnel(log *slog.Logger, eng Engine, fw platform.Firewall) {
 	if eng != nil {
 		if err := eng.Close(); err != nil {
-			d.log.Warn("close tunnel", "err", err)
+			log.Warn("close tunnel", "err", err)
+		}
+	}
+	if fw != nil {
+		if err := fw.Close(); err != nil {
+			log.Warn("remove firewall rules", "err", err)
 		}
 	}
 }
@@ -312,7 +374,7 @@ func (d *Daemon) Status(context.Context) wire.Status {
 	}
 	var stats map[wire.Key]mesh.PeerStats
 	if d.engine != nil {
-		s.ListenPort, s.Interface = d.engine.ListenPort(), d.engine.InterfaceName()
+		s.ListenPort, s.Interface, s.WireGuard = d.engine.ListenPort(), d.engine.InterfaceName(), d.engine.Kind()
 		var err error
 		if stats, err = d.engine.Stats(); err != nil {
 			d.log.Warn("read tunnel stats", "err", err)

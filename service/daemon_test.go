@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/ipc"
 	"github.com/weftmesh/weft/mesh"
 	"github.com/weftmesh/weft/mesh/control/controltest"
+	"github.com/weftmesh/weft/platform"
 	"github.com/weftmesh/weft/wire"
 )
 
@@ -49,6 +50,7 @@ func (e *fakeEngine) Stats() (map[wire.Key]mesh.PeerStats, error) {
 
 func (e *fakeEngine) ListenPort() int       { return 51820 }
 func (e *fakeEngine) InterfaceName() string { return e.cfg.TUNName }
+func (e *fakeEngine) Kind() string          { return mesh.KindUserspace }
 
 func (e *fakeEngine) Close() error {
 	e.mu.Lock()
@@ -66,16 +68,51 @@ func (e *fakeEngine) state() (keys []wire.Key, closed bool) {
 	return keys, e.closed
 }
 
+// fakeFirewall records the filters the daemon enforces.
+type fakeFirewall struct {
+	mu      sync.Mutex
+	applied []wire.PacketFilter
+	closed  bool
+}
+
+func (f *fakeFirewall) Apply(iface string, self netip.Addr, filter wire.PacketFilter) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return errors.New("firewall closed")
+	}
+	f.applied = append(f.applied, filter)
+	return nil
+}
+
+func (f *fakeFirewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// last is the filter in force (ok false if none was applied) and whether it was closed.
+func (f *fakeFirewall) last() (filter wire.PacketFilter, ok, closed bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.applied) == 0 {
+		return wire.PacketFilter{}, false, f.closed
+	}
+	return f.applied[len(f.applied)-1], true, f.closed
+}
+
 // harness runs a Daemon on a temporary state dir and socket with fake engines.
 type harness struct {
-	t       *testing.T
-	dir     string
-	client  *ipc.Client
-	d       *Daemon
-	stop    context.CancelFunc
-	served  chan error
-	mu      sync.Mutex
-	engines []*fakeEngine
+	t         *testing.T
+	dir       string
+	client    *ipc.Client
+	d         *Daemon
+	stop      context.CancelFunc
+	served    chan error
+	mu        sync.Mutex
+	engines   []*fakeEngine
+	firewalls []*fakeFirewall
 }
 
 func startDaemon(t *testing.T, dir string) *harness {
@@ -88,6 +125,12 @@ func startDaemon(t *testing.T, dir string) *harness {
 		h.engines = append(h.engines, e)
 		h.mu.Unlock()
 		return e, nil
+	}, NewFirewall: func(*slog.Logger) (platform.Firewall, error) {
+		f := &fakeFirewall{}
+		h.mu.Lock()
+		h.firewalls = append(h.firewalls, f)
+		h.mu.Unlock()
+		return f, nil
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +165,15 @@ func (h *harness) engine() *fakeEngine {
 		return nil
 	}
 	return h.engines[len(h.engines)-1]
+}
+
+func (h *harness) firewall() *fakeFirewall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.firewalls) == 0 {
+		return nil
+	}
+	return h.firewalls[len(h.firewalls)-1]
 }
 
 func (h *harness) status() wire.Status {
@@ -198,6 +250,9 @@ func TestDaemonLifecycle(t *testing.T) {
 	st = h.status()
 	if len(st.Peers) != 1 || st.Peers[0].Name != "alpha" || !st.Peers[0].Connected || st.Peers[0].Endpoint != alpha.Endpoints[0] {
 		t.Fatalf("status peers %+v", st.Peers)
+	}
+	if st.Interface != "weft-test" || st.WireGuard != mesh.KindUserspace {
+		t.Errorf("status tunnel %q, WireGuard %q; want weft-test, %s", st.Interface, st.WireGuard, mesh.KindUserspace)
 	}
 	waitFor(t, "endpoints reported", func() bool { return len(b.Endpoints()) > 0 })
 
@@ -330,5 +385,59 @@ func TestDaemonLogout(t *testing.T) {
 	}
 	if _, closed := h.engine().state(); !closed {
 		t.Fatal("logout left the engine open")
+	}
+}
+
+// TestDaemonFirewallFailsClosed: the filter from the map is enforced before peers are
+// configured, a new one replaces it, and after a restart without the broker the last known
+// filter is back in force; a device that never had one denies everything.
+func TestDaemonFirewallFailsClosed(t *testing.T) {
+	b := controltest.NewBroker(t)
+	dir := t.TempDir()
+	h := startDaemon(t, dir)
+	peer := dev(t, "p1", "alpha", "100.64.0.50", "198.51.100.50:51820")
+	ssh := wire.PacketFilter{Rules: []wire.FilterRule{{Sources: []netip.Prefix{netip.MustParsePrefix("100.64.0.50/32")},
+		Proto: wire.ProtoTCP, Ports: []wire.PortRange{{First: 22, Last: 22}}}}}
+	web := ssh
+	web.Rules = []wire.FilterRule{{Sources: ssh.Rules[0].Sources, Proto: wire.ProtoTCP, Ports: []wire.PortRange{{First: 80, Last: 80}}}}
+	b.OnStream(func(n int, s *controltest.Stream) {
+		s.Send(wire.MapUpdate{Full: true, Peers: []wire.Device{peer}, Filter: &ssh})
+		s.Send(wire.MapUpdate{Filter: &web})
+		<-s.Done()
+	})
+	if _, err := h.client.Up(context.Background(), wire.UpRequest{Broker: b.URL, CAPEM: b.CAPEM, AuthKey: controltest.GoodAuthKey}); err != nil {
+		t.Fatal(err)
+	}
+	fw := h.firewall()
+	if fw == nil {
+		t.Fatal("no firewall")
+	}
+	fw.mu.Lock()
+	first := fw.applied[0]
+	fw.mu.Unlock()
+	if first.DefaultAllow || len(first.Rules) != 0 {
+		t.Fatalf("before any map the firewall got %+v, want deny-all", first)
+	}
+	waitFor(t, "web filter enforced", func() bool {
+		f, ok, _ := fw.last()
+		return ok && len(f.Rules) == 1 && f.Rules[0].Ports[0].First == 80
+	})
+	store, _ := OpenStore(dir)
+	waitFor(t, "filter saved", func() bool {
+		s, _, err := store.Load()
+		return err == nil && s.Map.Filter != nil && len(s.Map.Filter.Rules) == 1 && s.Map.Filter.Rules[0].Ports[0].First == 80
+	})
+	h.shutdown()
+	if _, _, closed := fw.last(); !closed {
+		t.Fatal("shutdown left the firewall rules in place")
+	}
+
+	// Restart with the broker gone: the saved filter is enforced at once.
+	b.Close()
+	h2 := startDaemon(t, dir)
+	h2.status()
+	f, ok, _ := h2.firewall().last()
+	if !ok || len(f.Rules) != 1 || f.Rules[0].Ports[0].First != 80 {
+		t.Fatalf("after restart the firewall has %+v (applied %v), want the saved web filter", f, ok)
 	}
 }

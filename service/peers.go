@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -23,11 +24,12 @@ type PeerMap struct {
 	// Complete is set once a full map arrived (or a saved one was loaded).
 	Complete bool
 	peers    map[string]wire.Device // by device ID
+	filter   *wire.PacketFilter     // the inbound filter; nil until the broker sent one
 }
 
 // LoadPeerMap rebuilds a map from its saved form.
 func LoadPeerMap(s SavedMap) PeerMap {
-	m := PeerMap{Complete: s.Complete}
+	m := PeerMap{Complete: s.Complete, filter: s.Filter}
 	for _, p := range s.Peers {
 		m.set(p)
 	}
@@ -36,7 +38,27 @@ func LoadPeerMap(s SavedMap) PeerMap {
 
 // Saved returns the map in the form kept in state.json.
 func (m *PeerMap) Saved() SavedMap {
-	return SavedMap{Complete: m.Complete, Peers: m.List()}
+	return SavedMap{Complete: m.Complete, Peers: m.List(), Filter: m.filter}
+}
+
+// Filter is the inbound packet filter to enforce. Before the broker ever sent one it
+// denies everything: a device fails closed until it knows its policy.
+func (m *PeerMap) Filter() wire.PacketFilter {
+	if m.filter == nil {
+		return wire.PacketFilter{}
+	}
+	return *m.filter
+}
+
+// ApplyFilter takes the filter of a map message, if it has one, and reports whether the
+// filter to enforce changed.
+func (m *PeerMap) ApplyFilter(u wire.MapUpdate) bool {
+	if u.Filter == nil || (m.filter != nil && reflect.DeepEqual(*m.filter, *u.Filter)) {
+		return false
+	}
+	f := *u.Filter
+	m.filter = &f
+	return true
 }
 
 func (m *PeerMap) set(p wire.Device) {
@@ -176,7 +198,7 @@ func equalDevice(a, b wire.Device) bool {
 }
 
 func (m *PeerMap) clone() PeerMap {
-	c := PeerMap{Complete: m.Complete}
+	c := PeerMap{Complete: m.Complete, filter: m.filter}
 	for _, p := range m.peers {
 		c.set(p)
 	}

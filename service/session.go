@@ -42,6 +42,13 @@ func (d *Daemon) onUpdate(s *session, u wire.MapUpdate) error {
 		d.st.Device = &self
 		save = true
 	}
+	// A new filter is in force before the peers it may concern are configured.
+	if d.peers.ApplyFilter(u) || d.firewallStale {
+		save = true
+		if err := d.applyFilterLocked(); err != nil {
+			return err
+		}
+	}
 	if d.peers.Apply(u) || d.enginePeersStale {
 		save = true
 		if err := d.pushPeersLocked(); err != nil {
@@ -78,8 +85,8 @@ func (d *Daemon) revoke(s *session, reason string) {
 		d.mu.Unlock()
 		return
 	}
-	eng := d.engine
-	d.engine = nil
+	eng, fw := d.engine, d.fw
+	d.engine, d.fw = nil, nil
 	d.peers.Clear()
 	d.st.LoggedIn, d.st.WantedUp, d.st.Revoked = false, false, reason
 	d.broker = control.State{}
@@ -92,10 +99,8 @@ func (d *Daemon) revoke(s *session, reason string) {
 		if err := eng.SetPeers(nil); err != nil {
 			d.log.Warn("drop peers", "err", err)
 		}
-		if err := eng.Close(); err != nil {
-			d.log.Warn("close tunnel", "err", err)
-		}
 	}
+	closeTunnel(d.log, eng, fw)
 	if err := d.persist(); err != nil {
 		d.log.Error("save revoked state", "err", err)
 	}

@@ -35,6 +35,9 @@ type State struct {
 type SavedMap struct {
 	Complete bool          `json:"complete"` // a full map was received
 	Peers    []wire.Device `json:"peers,omitempty"`
+	// Filter is the last inbound packet filter the broker sent; it stays enforced while
+	// the broker is unreachable and across restarts (fail closed).
+	Filter *wire.PacketFilter `json:"filter,omitempty"`
 }
 
 // validate catches a state file that parses but cannot be acted on.

@@ -10,6 +10,8 @@ import (
 // Changelog:
 //
 //	1 (2026-11-25): status, up, down, logout, ping.
+//	  + events (NDJSON stream of Event); Status.LoginURL and LoginError for browser login
+//	  (an up without credentials starts one). Additive: older clients ignore them.
 const LocalAPIVersion = 1
 
 // Local API paths.
@@ -19,6 +21,7 @@ const (
 	LocalPathDown   = "/local/v1/down"   // POST: Status
 	LocalPathLogout = "/local/v1/logout" // POST: Status
 	LocalPathPing   = "/local/v1/ping"   // POST PingRequest: PingResult
+	LocalPathEvents = "/local/v1/events" // GET: stream of Event, one JSON object per line
 )
 
 // Service states reported in Status.State.
@@ -52,7 +55,12 @@ type Status struct {
 	Self            *Device      `json:"self,omitempty"`
 	ListenPort      int          `json:"listen_port,omitempty"`
 	Interface       string       `json:"interface,omitempty"`
+	WireGuard       string       `json:"wireguard,omitempty"` // "kernel" or "userspace" while the tunnel is up
 	Peers           []PeerStatus `json:"peers"`
+	// LoginURL is set while a browser login waits for a person to sign in there.
+	LoginURL string `json:"login_url,omitempty"`
+	// LoginError says why the last browser login ended without registering the device.
+	LoginError string `json:"login_error,omitempty"`
 }
 
 // PeerStatus is one peer with its live tunnel state.
@@ -84,4 +92,20 @@ type PingResult struct {
 	Peer    string      `json:"peer"`
 	Address netip.Addr  `json:"address"`
 	Replies []PingReply `json:"replies"`
+}
+
+// Event types: what changed, mostly. Every event carries the whole Status.
+const (
+	EventStatus = "status" // the first event of a stream, and changes of state or broker connection
+	EventPeers  = "peers"  // peers added, removed or changed, including their paths (endpoint, connected)
+	EventLogin  = "login"  // a browser login started, completed or failed
+)
+
+// Event is one message on the local API's event stream: the current Status first, then
+// one event per change. Changes close together are coalesced into one event, so a
+// client never needs to poll.
+type Event struct {
+	Type     string  `json:"type"`
+	Status   *Status `json:"status,omitempty"`
+	LoginURL string  `json:"login_url,omitempty"` // Status.LoginURL, repeated for login events
 }

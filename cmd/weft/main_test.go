@@ -69,6 +69,7 @@ func TestPrintStatus(t *testing.T) {
 		Self:            &wire.Device{Name: "laptop", Address: netip.MustParseAddr("100.64.0.5")},
 		Interface:       "weft0",
 		ListenPort:      51820,
+		WireGuard:       "userspace",
 		Peers: []wire.PeerStatus{
 			{Device: wire.Device{Name: "desk", Address: netip.MustParseAddr("100.64.0.6"), Online: true},
 				Endpoint: netip.MustParseAddrPort("203.0.113.5:51820"), LastHandshake: now.Add(-12 * time.Second),
@@ -79,7 +80,7 @@ func TestPrintStatus(t *testing.T) {
 	var b bytes.Buffer
 	printStatus(&b, st, now)
 	out := b.String()
-	for _, want := range []string{"laptop  100.64.0.5  running", "NAME", "desk", "203.0.113.5:51820", "12s ago", "1.5 KiB", "10 B", "never"} {
+	for _, want := range []string{"laptop  100.64.0.5  running", "tunnel: weft0, UDP port 51820, userspace WireGuard\n", "NAME", "desk", "203.0.113.5:51820", "12s ago", "1.5 KiB", "10 B", "never"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

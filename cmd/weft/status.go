@@ -68,7 +68,11 @@ func printStatus(w io.Writer, st wire.Status, now time.Time) {
 		fmt.Fprintf(w, "broker: %s (connecting)\n", st.Broker)
 	}
 	if st.Interface != "" {
-		fmt.Fprintf(w, "tunnel: %s, UDP port %d\n", st.Interface, st.ListenPort)
+		fmt.Fprintf(w, "tunnel: %s, UDP port %d", st.Interface, st.ListenPort)
+		if st.WireGuard != "" {
+			fmt.Fprintf(w, ", %s WireGuard", st.WireGuard)
+		}
+		fmt.Fprintln(w)
 	}
 	if len(st.Peers) == 0 {
 		fmt.Fprintln(w, "no peers")

@@ -18,13 +18,14 @@ import (
 
 	ksvc "github.com/kardianos/service"
 	"github.com/weftmesh/weft/ipc"
+	"github.com/weftmesh/weft/mesh"
 	"github.com/weftmesh/weft/service"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: weftd run [--state DIR] [--socket PATH] [--tun NAME] [--port N] [--log-level LEVEL]
+const usage = `usage: weftd run [--state DIR] [--socket PATH] [--tun NAME] [--port N] [--wg-mode auto|kernel|userspace] [--log-level LEVEL]
        weftd install [same flags as run]
        weftd uninstall | start | stop | version`
 
@@ -34,6 +35,7 @@ type options struct {
 	socket   string
 	tun      string
 	port     int
+	wgMode   string
 	logLevel slog.Level
 }
 
@@ -54,6 +56,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.socket, "socket", ipc.DefaultSocketPath(), "local API socket (named pipe on Windows)")
 	fs.StringVar(&opts.tun, "tun", "weft0", "tunnel interface name")
 	fs.IntVar(&opts.port, "port", 51820, "WireGuard UDP port (0 picks a free one)")
+	fs.StringVar(&opts.wgMode, "wg-mode", mesh.ModeAuto, "WireGuard implementation: auto (kernel where available), kernel or userspace")
 	fs.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		if err == nil {
@@ -64,6 +67,15 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if opts.port < 0 || opts.port > 65535 {
 		fmt.Fprintf(stderr, "weftd: --port %d is not a UDP port\n%s\n", opts.port, usage)
+		return 2
+	}
+	if opts.wgMode == "" {
+		// CheckMode reads "" as auto; on the command line it is more likely a mistake.
+		fmt.Fprintf(stderr, "weftd: --wg-mode needs a value: auto, kernel or userspace\n%s\n", usage)
+		return 2
+	}
+	if err := mesh.CheckMode(opts.wgMode); err != nil {
+		fmt.Fprintf(stderr, "weftd: --wg-mode: %v\n%s\n", err, usage)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
@@ -100,10 +112,11 @@ type program struct {
 // serves in the background.
 func (p *program) Start(ksvc.Service) error {
 	d, err := service.Open(service.Config{
-		StateDir:   p.opts.state,
-		TUNName:    p.opts.tun,
-		ListenPort: p.opts.port,
-		Logger:     p.log,
+		StateDir:      p.opts.state,
+		TUNName:       p.opts.tun,
+		ListenPort:    p.opts.port,
+		WireGuardMode: p.opts.wgMode,
+		Logger:        p.log,
 	})
 	if err != nil {
 		return err
@@ -182,6 +195,7 @@ func newService(p *program, opts options) (ksvc.Service, error) {
 			"--socket", socket,
 			"--tun", opts.tun,
 			"--port", strconv.Itoa(opts.port),
+			"--wg-mode", opts.wgMode,
 			"--log-level", string(logLevel),
 		},
 	})

@@ -17,6 +17,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "extra"}, `unexpected argument "extra"`},
 		{[]string{"run", "--port", "70000"}, "--port 70000 is not a UDP port"},
 		{[]string{"run", "--log-level", "loud"}, "log-level"},
+		{[]string{"run", "--wg-mode", "fast"}, `--wg-mode: unknown WireGuard mode "fast" (want auto, kernel or userspace)`},
+		{[]string{"run", "--wg-mode", ""}, "--wg-mode needs a value"},
+		{[]string{"run", "--wg-mode"}, "flag needs an argument"},
 		{[]string{"run", "--nope"}, "flag provided but not defined"},
 	}
 	for _, c := range cases {
