@@ -242,3 +242,59 @@ func maxOf(xs []float64) float64 {
 	}
 	return m
 }
+
+// BenchmarkPolicyPropagation measures the time from `weft-broker policy set` starting to
+// every device's kernel (nftables) holding the new rules, alternating between two policies.
+func BenchmarkPolicyPropagation(b *testing.B) {
+	lab := netlab.New(b, "policy")
+	bins := labrun.Build(b)
+	broker := labrun.StartBroker(b, bins, lab.AddHost("broker", lab.Internet()))
+	key := broker.NewAccount("bench")
+	var devs []*labrun.Device
+	for _, name := range []string{"laptop", "server", "other"} {
+		d := labrun.StartDevice(b, bins, lab.AddHost(name, lab.Internet()), name)
+		d.Up(broker, key)
+		d.Self()
+		devs = append(devs, d)
+	}
+	dir := b.TempDir()
+	policies := []struct{ file, mark string }{
+		{`{"default":"deny","groups":{"s":["server"],"l":["laptop","other"]},"rules":[{"from":["group:l"],"to":["group:s"],"ports":["tcp/2201"]}]}`, "2201"},
+		{`{"default":"deny","groups":{"s":["server","other"],"l":["laptop"]},"rules":[{"from":["group:l"],"to":["group:s"],"ports":["tcp/2202"]}]}`, "2202"},
+	}
+	// enforced reports whether d's kernel holds the rules of the policy marked mark: the
+	// server (and, for 2202, other) accept that port; every device drops by default.
+	enforced := func(d *labrun.Device, mark string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := d.Host.Run(ctx, "nft", "list", "table", "inet", "weft")
+		if err != nil {
+			return err
+		}
+		wantPort := d.Name == "server" || (d.Name == "other" && mark == "2202")
+		if strings.Contains(string(out), "dport "+mark) != wantPort || !strings.Contains(string(out), "drop") {
+			return fmt.Errorf("%s does not hold policy %s yet", d.Name, mark)
+		}
+		return nil
+	}
+	var times []float64
+	for i := 0; i < b.N; i++ {
+		for round := 0; round < 6; round++ {
+			p := policies[round%2]
+			file := filepath.Join(dir, fmt.Sprintf("p%d.json", round))
+			if err := os.WriteFile(file, []byte(p.file), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			broker.MustAdmin("policy", "set", "bench", file)
+			for _, d := range devs {
+				if err := labrun.Poll(10*time.Second, func() error { return enforced(d, p.mark) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			times = append(times, time.Since(start).Seconds())
+		}
+	}
+	b.ReportMetric(median(times)*1000, "propagation-median-ms")
+	b.ReportMetric(maxOf(times)*1000, "propagation-max-ms")
+}
