@@ -1,0 +1,10 @@
+//go:build !windows
+
+package relayclient
+
+import (
+	"errors"
+	"syscall"
+)
+
+func isConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
