@@ -28,6 +28,8 @@ DEPS=(
 	"dig:dnsutils"
 	"wg:wireguard-tools"
 	"gcc:gcc"
+	"chromium:chromium"         # the browser-login page test (broker)
+	"dbus-run-session:dbus"     # the headless tray test's session bus (e2e)
 )
 
 say() { printf 'build.sh: %s\n' "$*"; }
@@ -121,8 +123,11 @@ cmd_build() {
 				continue
 			fi
 			[[ "$os" == windows ]] && name="$name.exe"
+			# A GUI-subsystem tray opens no console window when it starts at login.
+			local ldflags=""
+			[[ "$name" == weft-tray.exe ]] && ldflags="-H=windowsgui"
 			say "building $out/$name"
-			CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" go build -trimpath -o "$out/$name" "./$d"
+			CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" go build -trimpath -ldflags="$ldflags" -o "$out/$name" "./$d"
 		done
 	done
 	build_host

@@ -113,6 +113,9 @@ func (b *Broker) adminHandler() http.Handler {
 	mux.Handle(AdminPathDevices, route(http.MethodGet, b.adminListDevices))
 	mux.Handle(AdminPathRemoveDevice, route(http.MethodPost, b.adminRemoveDevice))
 	mux.HandleFunc(AdminPathPolicy, b.adminPolicy)
+	mux.Handle(AdminPathRelays, route(http.MethodGet, b.adminListRelays))
+	mux.Handle(AdminPathAddRelay, route(http.MethodPost, b.adminAddRelay))
+	mux.Handle(AdminPathRemoveRelay, route(http.MethodPost, b.adminRemoveRelay))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such admin endpoint %s", r.URL.Path))
 	})

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +35,20 @@ type Config struct {
 	// DNSListen is HOST:PORT for the authoritative DNS server (UDP and TCP); "" means none.
 	DNSListen string
 	// DNSAddrs are the broker's public addresses for the zone's NS glue; by default the
-	// DNS or API listen address, when it is a specific IP.
+	// DNS listen address when it is a specific IP, else PublicAddrs, else the API's.
 	DNSAddrs []netip.Addr
+
+	// STUNListen are HOST:PORT addresses to answer STUN binding requests on (UDP); two
+	// let devices tell endpoint-independent from endpoint-dependent NAT mapping. They are
+	// announced in the map; a wildcard host is announced as PublicAddrs, or the API
+	// listen address when that is a specific IP.
+	STUNListen []string
+	// PublicAddrs are the broker's public IP addresses, announced wherever a listen
+	// address is a wildcard (behind a 1:1 NAT the listen address is not the public one).
+	PublicAddrs []netip.Addr
+	// RelayUDP and RelayTLS, if set, run a relay inside the broker on these HOST:PORT
+	// addresses (the single-box default); every account's devices get it as a relay.
+	RelayUDP, RelayTLS string
 
 	// TLSCert and TLSKey name a certificate and key to serve. Without them the broker
 	// makes its own CA in DataDir and a server certificate signed by it.
@@ -62,6 +75,7 @@ type Broker struct {
 	tls     *tls.Config
 	nonces  *nonceStore
 	limiter *limiter
+	punches *limiter // per pair of devices: see punchInterval
 
 	// writeMu serialises the store writes that change a map with their publication to
 	// the hub, and map subscriptions with both, so every stream sees changes in commit
@@ -72,6 +86,8 @@ type Broker struct {
 	api, admin *http.Server
 	apiLn      net.Listener
 	stop       context.CancelFunc // ends every request context, map streams included
+	stunAddrs  []string           // the STUN servers announced in every full map
+	embedded   *wire.RelayInfo    // the relay served in-process, if any
 	done       chan struct{}      // closed when Wait can return
 	runErr     error              // why serving ended; read after done
 }
@@ -93,11 +109,20 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
 	}
+	for _, a := range append(slices.Clone(cfg.STUNListen), cfg.RelayUDP, cfg.RelayTLS) {
+		if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
+			return nil, fmt.Errorf("listen address %q: %w", a, err)
+		}
+	}
+	if cfg.RelayUDP == "" && cfg.RelayTLS != "" {
+		return nil, errors.New("an embedded relay needs a UDP address (--relay-udp) besides the TLS one")
+	}
 	if cfg.Keepalive <= 0 {
 		cfg.Keepalive = wire.MapKeepalive
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, hub: NewHub(), nonces: newNonceStore(time.Now),
-		limiter: newLimiter(passwordBurst, passwordRefill, time.Now)}
+		limiter: newLimiter(passwordBurst, passwordRefill, time.Now),
+		punches: newLimiter(1, punchInterval, time.Now)}
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -136,13 +161,28 @@ func (b *Broker) Start(ctx context.Context) error {
 	base, stop := context.WithCancel(context.WithoutCancel(ctx))
 	b.stop = stop
 	b.done = make(chan struct{})
-	var dnsDone func() error
-	if b.cfg.DNSListen != "" {
-		if dnsDone, err = b.startDNS(base); err != nil {
+	// UDP services beside the API; each start returns a wait for its end, nil if off.
+	var waits []func() error
+	waitAll := func() error {
+		var first error
+		for _, w := range waits {
+			if err := w(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for _, start := range []func(context.Context) (func() error, error){b.startDNS, b.startSTUN, b.startRelay} {
+		w, err := start(base)
+		if err != nil {
 			stop()
 			ln.Close()
 			adminLn.Close()
+			waitAll()
 			return err
+		}
+		if w != nil {
+			waits = append(waits, w)
 		}
 	}
 	b.api = &http.Server{
@@ -180,10 +220,8 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.api.Shutdown(sctx)
 		b.admin.Shutdown(sctx)
 		os.Remove(b.adminPath())
-		if dnsDone != nil {
-			if err := dnsDone(); err != nil && b.runErr == nil {
-				b.runErr = err
-			}
+		if err := waitAll(); err != nil && b.runErr == nil {
+			b.runErr = err
 		}
 	}()
 	return nil

@@ -13,14 +13,22 @@ func (b *Broker) handleEndpoints(w http.ResponseWriter, r *http.Request, dev sto
 		b.fail(w, r, err)
 		return
 	}
-	eps, err := composeEndpoints(r.RemoteAddr, req.ListenPort, req.Endpoints)
+	if !wire.ValidNAT(req.NAT) {
+		b.fail(w, r, errorf(http.StatusBadRequest, "nat %q is not one of \"\", %q, %q, %q, %q",
+			req.NAT, wire.NATNone, wire.NATEasy, wire.NATSymmetric, wire.NATUDPBlocked))
+		return
+	}
+	eps, err := composeCandidates(r.RemoteAddr, req.ListenPort, req.Reflexive, req.Endpoints)
 	if err != nil {
 		b.fail(w, r, err)
 		return
 	}
+	refl := usableEndpoints(req.Reflexive)
 	b.writeMu.Lock()
-	d, err := b.store.SetEndpoints(r.Context(), dev.ID, req.ListenPort, eps)
-	if err == nil {
+	d, changed, err := b.store.ReportEndpoints(r.Context(), dev.ID, store.EndpointReport{
+		ListenPort: req.ListenPort, Endpoints: eps, Reflexive: refl, NAT: req.NAT})
+	if err == nil && changed {
+		// Devices re-report on every network change; only a real change reaches peers.
 		err = b.refresh(r.Context(), d.AccountID)
 	}
 	b.writeMu.Unlock()

@@ -34,22 +34,19 @@ func (r dnsResolver) AccountExists(ctx context.Context, account string) (bool, e
 	return err == nil, err
 }
 
-// startDNS binds the authoritative DNS server on cfg.DNSListen (UDP and TCP) and serves it
-// until ctx ends. The NS glue is the DNS listen address when it is a specific IP, else the
-// API's, else the addresses given in cfg.DNSAddrs.
+// startDNS binds the authoritative DNS server on cfg.DNSListen (UDP and TCP), if set, and
+// serves it until ctx ends. The NS glue is cfg.DNSAddrs, else the addresses publicAddrs
+// announces for the DNS listen address.
 func (b *Broker) startDNS(ctx context.Context) (func() error, error) {
+	if b.cfg.DNSListen == "" {
+		return nil, nil
+	}
 	glue := b.cfg.DNSAddrs
 	if len(glue) == 0 {
-		for _, hp := range []string{b.cfg.DNSListen, b.cfg.Listen} {
-			host, _, _ := net.SplitHostPort(hp)
-			if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
-				glue = []netip.Addr{a}
-				break
-			}
-		}
+		glue = b.publicAddrs(b.cfg.DNSListen)
 	}
 	if len(glue) == 0 {
-		return nil, errors.New("DNS: cannot tell the broker's public address for the NS record: give --dns-addr")
+		return nil, errors.New("DNS: cannot tell the broker's public address for the NS record: give --dns-addr or --public-addr")
 	}
 	srv, err := dnsserver.New(dnsserver.Config{
 		Zone:     b.cfg.Domain,
@@ -68,4 +65,33 @@ func (b *Broker) startDNS(ctx context.Context) (func() error, error) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, udp, tcp) }()
 	return func() error { return <-done }, nil
+}
+
+// publicAddrs is how devices reach a service listening on listen (HOST:PORT): its IP when
+// that is a specific one, else cfg.PublicAddrs, else the API's listen IP when that is a
+// specific one. None means the broker cannot tell.
+func (b *Broker) publicAddrs(listen string) []netip.Addr {
+	if a, ok := specificIP(listen); ok {
+		return []netip.Addr{a}
+	}
+	if len(b.cfg.PublicAddrs) > 0 {
+		return b.cfg.PublicAddrs
+	}
+	if a, ok := specificIP(b.cfg.Listen); ok {
+		return []netip.Addr{a}
+	}
+	return nil
+}
+
+// specificIP returns the host of hostport if it is an IP address and not a wildcard.
+func specificIP(hostport string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }

@@ -318,7 +318,8 @@ func (ms *mapStream) closed(t *testing.T) {
 }
 
 func isKeepalive(u wire.MapUpdate) bool {
-	return !u.Full && u.Self == nil && len(u.Peers) == 0 && len(u.Removed) == 0 && u.Revoked == ""
+	return !u.Full && u.Self == nil && len(u.Peers) == 0 && len(u.Removed) == 0 && u.Revoked == "" &&
+		u.Filter == nil && u.Relays == nil && len(u.STUN) == 0 && len(u.Punch) == 0
 }
 
 func (tb *testBroker) deviceCount(t *testing.T, account string) int {

@@ -88,9 +88,14 @@ func (b *Broker) subscribe(ctx context.Context, dev store.Device) (*Stream, wire
 			return nil, wire.MapUpdate{}, err
 		}
 	}
+	relays, err := b.relaysFor(ctx, cur.AccountID)
+	if err != nil {
+		return nil, wire.MapUpdate{}, err
+	}
 	st, full, ok := b.hub.Subscribe(cur.AccountID, cur.ID, cur.PublicKey)
 	if !ok {
 		return nil, wire.MapUpdate{}, fmt.Errorf("device %s is not in its account's map", cur.ID)
 	}
+	full.Relays, full.STUN = relays, b.stunAddrs
 	return st, full, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/weftmesh/weft/broker/store"
@@ -80,6 +81,9 @@ func validateRegister(req *wire.RegisterRequest, remote string) ([]netip.AddrPor
 	switch {
 	case req.Version == 0:
 		return nil, errorf(http.StatusBadRequest, "version is missing: this broker speaks protocol version %d", wire.ProtocolVersion)
+	case req.Version < wire.MinProtocolVersion:
+		return nil, errorf(http.StatusBadRequest, "client protocol version %d is older than this broker accepts (%d-%d): upgrade the client",
+			req.Version, wire.MinProtocolVersion, wire.ProtocolVersion)
 	case req.Version > wire.ProtocolVersion:
 		return nil, errorf(http.StatusBadRequest, "client protocol version %d is newer than this broker's (%d): upgrade the broker",
 			req.Version, wire.ProtocolVersion)
@@ -103,31 +107,43 @@ func validateRegister(req *wire.RegisterRequest, remote string) ([]netip.AddrPor
 // came from with the device's listen port first, then the usable reported ones,
 // without duplicates.
 func composeEndpoints(remote string, listenPort int, reported []netip.AddrPort) ([]netip.AddrPort, error) {
+	return composeCandidates(remote, listenPort, nil, reported)
+}
+
+// composeCandidates returns the device's endpoint candidates, most likely to work from
+// anywhere first: the address the request came from with the device's listen port, then
+// the usable reflexive (public) ones, then the usable LAN ones, without duplicates.
+func composeCandidates(remote string, listenPort int, reflexive, lan []netip.AddrPort) ([]netip.AddrPort, error) {
 	if listenPort < 0 || listenPort > 65535 {
 		return nil, errorf(http.StatusBadRequest, "listen_port %d is out of range 0-65535", listenPort)
 	}
-	if len(reported) > maxEndpoints {
-		return nil, errorf(http.StatusBadRequest, "%d endpoints reported, the limit is %d", len(reported), maxEndpoints)
+	if len(lan) > maxEndpoints {
+		return nil, errorf(http.StatusBadRequest, "%d endpoints reported, the limit is %d", len(lan), maxEndpoints)
 	}
+	if len(reflexive) > maxEndpoints {
+		return nil, errorf(http.StatusBadRequest, "%d reflexive endpoints reported, the limit is %d", len(reflexive), maxEndpoints)
+	}
+	var observed []netip.AddrPort
+	if src, err := netip.ParseAddrPort(remote); err == nil && listenPort > 0 {
+		observed = append(observed, netip.AddrPortFrom(src.Addr(), uint16(listenPort)))
+	}
+	return usableEndpoints(observed, reflexive, lan), nil
+}
+
+// usableEndpoints returns the endpoints of lists, in order, that a peer could send to
+// (unmapped, without duplicates).
+func usableEndpoints(lists ...[]netip.AddrPort) []netip.AddrPort {
 	var out []netip.AddrPort
-	add := func(ap netip.AddrPort) {
-		a := ap.Addr().Unmap()
-		if !ap.IsValid() || ap.Port() == 0 || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "" {
-			return // unusable by a peer
-		}
-		ap = netip.AddrPortFrom(a, ap.Port())
-		for _, have := range out {
-			if have == ap {
-				return
+	for _, l := range lists {
+		for _, ap := range l {
+			a := ap.Addr().Unmap()
+			if !ap.IsValid() || ap.Port() == 0 || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "" {
+				continue
+			}
+			if ap = netip.AddrPortFrom(a, ap.Port()); !slices.Contains(out, ap) {
+				out = append(out, ap)
 			}
 		}
-		out = append(out, ap)
 	}
-	if src, err := netip.ParseAddrPort(remote); err == nil && listenPort > 0 {
-		add(netip.AddrPortFrom(src.Addr(), uint16(listenPort)))
-	}
-	for _, ap := range reported {
-		add(ap)
-	}
-	return out, nil
+	return out
 }

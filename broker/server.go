@@ -28,6 +28,8 @@ func (b *Broker) Handler() http.Handler {
 	mux.Handle(wire.PathMap, route(http.MethodGet, b.authenticated(b.handleMap)))
 	mux.Handle(wire.PathEndpoints, route(http.MethodPost, b.authenticated(b.handleEndpoints)))
 	mux.Handle(wire.PathLogout, route(http.MethodPost, b.authenticated(b.handleLogout)))
+	mux.Handle(wire.PathPunch, route(http.MethodPost, b.authenticated(b.handlePunch)))
+	newLoginFlow(b, time.Now, wire.LoginWaitTimeout).routes(mux) // browser login (login.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s", r.URL.Path))
 	})
@@ -163,6 +165,7 @@ func (b *Broker) wireDevice(d store.Device) wire.Device {
 		PublicKey: d.PublicKey,
 		Address:   d.Address,
 		Endpoints: d.Endpoints,
+		NAT:       d.NAT,
 		Online:    b.hub.Online(d.AccountID, d.ID),
 	}
 }

@@ -23,6 +23,21 @@ type Client struct {
 	Path string // socket (or named pipe) path; "" means DefaultSocketPath()
 }
 
+// ErrNotRunning is wrapped by the error of a call that found no weftd on the socket.
+var ErrNotRunning = errors.New("weftd is not running")
+
+// ErrDenied is wrapped by the error of a call the socket refused to open.
+var ErrDenied = errors.New("permission denied")
+
+// connError is a failure to reach weftd; Is reports its kind.
+type connError struct {
+	msg  string
+	kind error // ErrNotRunning, ErrDenied or nil
+}
+
+func (e *connError) Error() string        { return e.msg }
+func (e *connError) Is(target error) bool { return e.kind != nil && target == e.kind }
+
 // APIError is a non-2xx answer from weftd; its Error is the daemon's message.
 type APIError struct {
 	Status  int
@@ -74,7 +89,6 @@ func (c *Client) path() string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	sock := c.path()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -91,23 +105,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dial(ctx, sock)
-		},
-		DisableKeepAlives: true,
-	}}
-	resp, err := hc.Do(req)
+	resp, err := c.send(ctx, req)
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return fmt.Errorf("talk to weftd: %w", ctx.Err())
-		case notRunning(err):
-			return fmt.Errorf("weftd is not running (no socket at %s)", sock)
-		case errors.Is(err, fs.ErrPermission):
-			return fmt.Errorf("permission denied opening %s: weftd's socket is for root and members of group %s", sock, GroupName)
-		}
-		return fmt.Errorf("talk to weftd at %s: %w", sock, err)
+		return err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
@@ -115,14 +115,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("read weftd's answer: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e wire.Error
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = fmt.Sprintf("weftd answered %s", resp.Status)
-			if s := strings.TrimSpace(string(data)); s != "" && len(s) < 200 {
-				e.Error += ": " + s
-			}
-		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
+		return apiError(resp, data)
 	}
 	if out == nil {
 		return nil
@@ -131,4 +124,41 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("decode weftd's answer: %w", err)
 	}
 	return nil
+}
+
+// send makes one request to weftd over the socket, turning failures to reach it into
+// clear errors (wrapping ErrNotRunning or ErrDenied where they apply).
+func (c *Client) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+	sock := c.path()
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dial(ctx, sock)
+		},
+		DisableKeepAlives: true,
+	}}
+	resp, err := hc.Do(req)
+	if err == nil {
+		return resp, nil
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("talk to weftd: %w", ctx.Err())
+	case notRunning(err):
+		return nil, &connError{msg: fmt.Sprintf("weftd is not running (no socket at %s)", sock), kind: ErrNotRunning}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, &connError{msg: fmt.Sprintf("permission denied opening %s: weftd's socket is for root and members of group %s", sock, GroupName), kind: ErrDenied}
+	}
+	return nil, fmt.Errorf("talk to weftd at %s: %w", sock, err)
+}
+
+// apiError turns a non-2xx answer into an *APIError with weftd's message.
+func apiError(resp *http.Response, data []byte) error {
+	var e wire.Error
+	if json.Unmarshal(data, &e) != nil || e.Error == "" {
+		e.Error = fmt.Sprintf("weftd answered %s", resp.Status)
+		if s := strings.TrimSpace(string(data)); s != "" && len(s) < 200 {
+			e.Error += ": " + s
+		}
+	}
+	return &APIError{Status: resp.StatusCode, Message: e.Error}
 }

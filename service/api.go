@@ -93,6 +93,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return h.b.Ping(r.Context(), req)
 		}
+	case wire.LocalPathEvents:
+		method = http.MethodGet // streams its own answer (events.go)
 	default:
 		writeError(w, errorf(http.StatusNotFound, "no local API endpoint %s", r.URL.Path))
 		return
@@ -100,6 +102,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != method {
 		w.Header().Set("Allow", method)
 		writeError(w, errorf(http.StatusMethodNotAllowed, "%s takes %s, not %s", r.URL.Path, method, r.Method))
+		return
+	}
+	if serve == nil {
+		h.serveEvents(w, r)
 		return
 	}
 	out, err := serve(w, r)

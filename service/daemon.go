@@ -77,6 +77,10 @@ type Daemon struct {
 	enginePeersStale bool
 	// firewallStale: the last firewall Apply failed; the next map retries it.
 	firewallStale bool
+	// login is the browser login waiting for someone to sign in (login.go).
+	login loginState
+
+	events notifier // wakes local API event streams (events.go); has its own lock
 }
 
 // session is one run of the control loop and endpoint reporter for one tunnel.
@@ -174,6 +178,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	case err = <-errc:
 		err = fmt.Errorf("serve local API: %w", err)
 	}
+	d.closeLocal() // ends event streams, which would hold Shutdown, and a waiting login
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if srv.Shutdown(shutdownCtx) != nil {
 		srv.Close()
@@ -372,6 +377,7 @@ func (d *Daemon) Status(context.Context) wire.Status {
 	default:
 		s.State = wire.StateRunning
 	}
+	d.login.report(&s)
 	var stats map[wire.Key]mesh.PeerStats
 	if d.engine != nil {
 		s.ListenPort, s.Interface, s.WireGuard = d.engine.ListenPort(), d.engine.InterfaceName(), d.engine.Kind()

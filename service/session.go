@@ -59,6 +59,7 @@ func (d *Daemon) onUpdate(s *session, u wire.MapUpdate) error {
 	}
 	if save {
 		d.requestSave()
+		d.changed()
 	}
 	return nil
 }
@@ -73,6 +74,7 @@ func (d *Daemon) onState(s *session, cs control.State) {
 	defer d.mu.Unlock()
 	if d.sess == s {
 		d.broker = cs
+		d.changed()
 	}
 }
 
@@ -104,6 +106,7 @@ func (d *Daemon) revoke(s *session, reason string) {
 	if err := d.persist(); err != nil {
 		d.log.Error("save revoked state", "err", err)
 	}
+	d.changed()
 }
 
 // reportEndpoints tells the broker this host's endpoint candidates when they change and

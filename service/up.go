@@ -80,10 +80,15 @@ func (d *Daemon) Up(ctx context.Context, req wire.UpRequest) (wire.Status, error
 
 	if register && !hasCreds {
 		switch {
-		case !st.LoggedIn && st.Revoked != "":
-			return wire.Status{}, errorf(http.StatusConflict, "this device was removed from the mesh (%s); to join again, %s", st.Revoked, credentialsHint)
+		case !st.LoggedIn && broker != "":
+			// No credentials: someone signs in in the browser instead (login.go).
+			name, err := deviceName(req.Name, st, brokerChanged)
+			if err != nil {
+				return wire.Status{}, err
+			}
+			return d.beginLogin(ctx, broker, ca, name)
 		case !st.LoggedIn:
-			return wire.Status{}, errorf(http.StatusBadRequest, "not logged in: give --broker URL and an auth key (--auth-key KEY) or --account, --email and a password")
+			return wire.Status{}, errorf(http.StatusBadRequest, "not logged in: give --broker URL (and sign in in the browser), or with it an auth key (--auth-key KEY) or --account, --email and a password")
 		case brokerChanged:
 			return wire.Status{}, errorf(http.StatusBadRequest, "changing the broker needs credentials: %s", credentialsHint)
 		default:
@@ -99,6 +104,7 @@ func (d *Daemon) Up(ctx context.Context, req wire.UpRequest) (wire.Status, error
 			return d.Status(ctx), nil
 		}
 		d.stopLocked()
+		defer d.changed()
 		if err := d.commit(func(s *State, _ *PeerMap) { s.WantedUp, s.CAPEM = true, ca }); err != nil {
 			return wire.Status{}, err
 		}
@@ -108,19 +114,35 @@ func (d *Daemon) Up(ctx context.Context, req wire.UpRequest) (wire.Status, error
 		return d.Status(ctx), nil
 	}
 
-	name := req.Name
-	if name == "" && st.Device != nil && !brokerChanged {
-		name = st.Device.Name
-	}
-	if name == "" {
-		if name, err = hostLabel(); err != nil {
-			return wire.Status{}, err
-		}
+	name, err := deviceName(req.Name, st, brokerChanged)
+	if err != nil {
+		return wire.Status{}, err
 	}
 	dev, err := d.register(ctx, broker, ca, key, name, req)
 	if err != nil {
 		return wire.Status{}, err
 	}
+	if err := d.adoptLocked(broker, ca, dev); err != nil {
+		return wire.Status{}, err
+	}
+	return d.Status(ctx), nil
+}
+
+// deviceName is the name to register under: the one asked for, else the current one
+// (on the same broker), else the host name.
+func deviceName(asked string, st State, brokerChanged bool) (string, error) {
+	if asked != "" {
+		return asked, nil
+	}
+	if st.Device != nil && !brokerChanged {
+		return st.Device.Name, nil
+	}
+	return hostLabel()
+}
+
+// adoptLocked makes dev, just registered with broker, this device's identity and brings
+// the tunnel up; a browser login still waiting is moot then. The caller holds opMu.
+func (d *Daemon) adoptLocked(broker, ca string, dev wire.Device) error {
 	d.stopLocked()
 	if err := d.commit(func(s *State, pm *PeerMap) {
 		same := s.Device != nil && s.Device.ID == dev.ID && s.Broker == broker
@@ -129,13 +151,23 @@ func (d *Daemon) Up(ctx context.Context, req wire.UpRequest) (wire.Status, error
 			*pm = PeerMap{}
 		}
 	}); err != nil {
-		return wire.Status{}, fmt.Errorf("registered as %s but could not save it: %w", dev.Name, err)
+		return fmt.Errorf("registered as %s but could not save it: %w", dev.Name, err)
 	}
 	d.log.Info("registered", "broker", broker, "name", dev.Name, "address", dev.Address)
-	if err := d.startLocked(); err != nil {
-		return wire.Status{}, err
+	d.cancelLogin()
+	defer d.changed()
+	return d.startLocked()
+}
+
+// checkRegistered rejects a device record this device cannot run with.
+func checkRegistered(dev wire.Device, key wire.Key) error {
+	switch {
+	case !dev.Address.Is4() || !meshRange.Contains(dev.Address):
+		return errorf(http.StatusBadGateway, "the broker gave this device no usable mesh address (%v)", dev.Address)
+	case dev.PublicKey != key.Public():
+		return errorf(http.StatusBadGateway, "the broker registered a different key than this device's")
 	}
-	return d.Status(ctx), nil
+	return nil
 }
 
 // register asks the broker for a device record. The caller holds opMu.
@@ -166,12 +198,8 @@ func (d *Daemon) register(ctx context.Context, broker, ca string, key wire.Key, 
 		return wire.Device{}, errorf(http.StatusBadRequest, "the broker refused registration: %s", apiErr.Message)
 	case err != nil:
 		return wire.Device{}, errorf(http.StatusBadGateway, "register with %s: %v", broker, err)
-	case !dev.Address.Is4() || !meshRange.Contains(dev.Address):
-		return wire.Device{}, errorf(http.StatusBadGateway, "the broker gave this device no usable mesh address (%v)", dev.Address)
-	case dev.PublicKey != key.Public():
-		return wire.Device{}, errorf(http.StatusBadGateway, "the broker registered a different key than this device's")
 	}
-	return dev, nil
+	return dev, checkRegistered(dev, key)
 }
 
 // hostLabel is the host name as a device name.
@@ -195,6 +223,7 @@ func (d *Daemon) Down(ctx context.Context) (wire.Status, error) {
 		return wire.Status{}, err
 	}
 	d.stopLocked()
+	defer d.changed()
 	if err := d.commit(func(s *State, _ *PeerMap) { s.WantedUp = false }); err != nil {
 		return wire.Status{}, err
 	}
@@ -215,16 +244,22 @@ func (d *Daemon) needLoggedIn() error {
 
 // Logout removes the device at the broker, then forgets the identity (key and state)
 // and makes a new key. If the broker cannot be reached nothing changes: the device would
-// otherwise stay in the account with no one able to remove it but an admin.
+// otherwise stay in the account with no one able to remove it but an admin. A browser
+// login still waiting is cancelled.
 func (d *Daemon) Logout(ctx context.Context) (wire.Status, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	cancelled := d.cancelLogin()
 	d.mu.Lock()
 	st, key, running := d.st, d.key, d.engine != nil
 	d.mu.Unlock()
 	if !st.LoggedIn && st.Revoked == "" {
+		if cancelled {
+			return d.Status(ctx), nil
+		}
 		return wire.Status{}, errorf(http.StatusConflict, "not logged in")
 	}
+	defer d.changed()
 	if st.LoggedIn {
 		client, err := control.New(control.Config{BrokerURL: st.Broker, CAPEM: st.CAPEM, PrivateKey: key, Logger: d.log})
 		if err != nil {

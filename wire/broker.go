@@ -106,7 +106,29 @@ type Device struct {
 	Online    bool             `json:"online"` // has a live map stream
 	// NAT is what the device reported of its NAT (one of the NAT constants). Version 2.
 	NAT string `json:"nat,omitempty"`
+
+	// Gateways and virtual devices (protocol version 3).
+
+	// Advertised are the networks the device offers to route for its peers
+	// (0.0.0.0/0: an exit node); Routes are those an admin (or the policy) approved.
+	// Peers may route only approved ones through it.
+	Advertised []netip.Prefix `json:"advertised,omitempty"`
+	Routes     []netip.Prefix `json:"routes,omitempty"`
+	// Kind is "" for a device that runs weft and KindVirtual for a LAN device that a
+	// gateway projects into the mesh: it has a mesh address (its SecureIP) and a DNS name
+	// but no key; traffic to it goes to its Gateway.
+	Kind    string `json:"kind,omitempty"`
+	Gateway string `json:"gateway,omitempty"` // virtual devices: the ID of the device that hosts it
+	// LANIP is a virtual device's real address on its gateway's LAN; sent only to the
+	// gateway itself.
+	LANIP netip.Addr `json:"lan_ip,omitzero"`
+	// VirtualFilter is a virtual device's inbound packet filter, which its gateway
+	// enforces for it; sent only to the gateway itself.
+	VirtualFilter *PacketFilter `json:"virtual_filter,omitempty"`
 }
+
+// KindVirtual marks a virtual device (see Device.Kind).
+const KindVirtual = "virtual"
 
 // MapUpdate is one message on the map stream. The first message has Full set and lists
 // every peer; later ones are deltas: Peers added or changed (matched by ID; a changed key

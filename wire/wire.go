@@ -8,7 +8,15 @@ package wire
 //
 //	1 (2026-11-25): registration, challenge–response device auth, map stream with deltas,
 //	  endpoint updates, logout.
-const ProtocolVersion = 1
+//	  + browser login (2026-11-25): /v1/login/start, /v1/login/wait, /login/ID. Additive: a
+//	  broker without it answers 404, which devices report as "no browser login".
+//	2 (2026-11-25): NAT traversal: MapUpdate.Relays, STUN and Punch; Device.NAT;
+//	  EndpointsRequest.Reflexive and NAT; POST /v1/punch. The broker still accepts
+//	  version 1 clients, which ignore the new fields.
+const ProtocolVersion = 2
+
+// MinProtocolVersion is the oldest client protocol version the broker accepts.
+const MinProtocolVersion = 1
 
 // Broker HTTP paths (HTTPS only).
 const (
@@ -18,6 +26,7 @@ const (
 	PathMap       = "/v1/map"       // GET (authenticated): stream of MapUpdate, one JSON object per line
 	PathEndpoints = "/v1/endpoints" // POST EndpointsRequest (authenticated): empty
 	PathLogout    = "/v1/logout"    // POST (authenticated): the device removes itself
+	PathPunch     = "/v1/punch"     // POST PunchRequest (authenticated): empty; both devices get Punch on their map streams
 )
 
 // AuthHeader carries a device's proof of key possession on authenticated requests:

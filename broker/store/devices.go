@@ -33,6 +33,9 @@ type Device struct {
 	CreatedAt  time.Time
 	LastSeen   time.Time
 	User       string // email of the user who registered it; "" for an auth key
+	// Reflexive are the public mappings the device last reported (also in Endpoints).
+	Reflexive []netip.AddrPort
+	NAT       string // what the device last reported of its NAT: a wire.NAT* constant
 }
 
 // DeviceSpec is what a registration asks for.
@@ -131,7 +134,8 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 				return res, err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE devices SET name = ?, listen_port = ?, endpoints = ?, last_seen = ?, user_email = ? WHERE id = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET name = ?, listen_port = ?, endpoints = ?, last_seen = ?, user_email = ?,
+			reflexive = '[]', nat = '' WHERE id = ?`,
 			spec.Name, spec.ListenPort, string(eps), now, spec.User, byKey.ID)
 		if err != nil {
 			return res, fmt.Errorf("update device %s: %w", byKey.ID, err)
@@ -156,7 +160,8 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 		if err != nil {
 			return res, fmt.Errorf("revoke old key of %s: %w", spec.Name, err)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, listen_port = ?, endpoints = ?, last_seen = ?, user_email = ? WHERE id = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, listen_port = ?, endpoints = ?, last_seen = ?, user_email = ?,
+			reflexive = '[]', nat = '' WHERE id = ?`,
 			spec.PublicKey.String(), spec.ListenPort, string(eps), now, spec.User, byName.ID)
 		if err != nil {
 			return res, fmt.Errorf("rekey device %s: %w", byName.ID, err)

@@ -7,13 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/weftmesh/weft/wire"
 )
 
 const deviceColumns = `d.id, d.account_id, a.name, d.name, d.public_key, d.address, d.endpoints,
-	d.listen_port, d.created_at, d.last_seen, d.user_email FROM devices d JOIN accounts a ON a.id = d.account_id`
+	d.listen_port, d.created_at, d.last_seen, d.user_email, d.reflexive, d.nat
+	FROM devices d JOIN accounts a ON a.id = d.account_id`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -21,10 +23,11 @@ func scanDevice(row scanner) (Device, error) {
 	var (
 		d                 Device
 		key, addr, eps    string
+		reflexive         string
 		created, lastSeen int64
 	)
 	if err := row.Scan(&d.ID, &d.AccountID, &d.Account, &d.Name, &key, &addr, &eps,
-		&d.ListenPort, &created, &lastSeen, &d.User); err != nil {
+		&d.ListenPort, &created, &lastSeen, &d.User, &reflexive, &d.NAT); err != nil {
 		return d, err
 	}
 	var err error
@@ -36,6 +39,9 @@ func scanDevice(row scanner) (Device, error) {
 	}
 	if err := json.Unmarshal([]byte(eps), &d.Endpoints); err != nil {
 		return d, fmt.Errorf("device %s: stored endpoints: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(reflexive), &d.Reflexive); err != nil {
+		return d, fmt.Errorf("device %s: stored reflexive endpoints: %w", d.ID, err)
 	}
 	d.CreatedAt, d.LastSeen = fromMillis(created), fromMillis(lastSeen)
 	return d, nil
@@ -116,29 +122,61 @@ func (s *Store) AccountDevices(ctx context.Context, account string) ([]Device, e
 	return s.Devices(ctx, a.ID)
 }
 
-// SetEndpoints replaces a device's listen port and endpoints and returns the device.
+// SetEndpoints replaces a device's listen port and endpoints and returns the device;
+// it is ReportEndpoints for a device that reports no reflexive endpoints nor NAT.
 func (s *Store) SetEndpoints(ctx context.Context, id string, listenPort int, eps []netip.AddrPort) (Device, error) {
-	if listenPort < 0 || listenPort > 65535 {
-		return Device{}, fmt.Errorf("%w: listen port %d is out of range", ErrInvalid, listenPort)
+	d, _, err := s.ReportEndpoints(ctx, id, EndpointReport{ListenPort: listenPort, Endpoints: eps})
+	return d, err
+}
+
+// EndpointReport is what a device last said about where it can be reached.
+type EndpointReport struct {
+	ListenPort int
+	Endpoints  []netip.AddrPort // as composed by the broker: observed, reflexive, LAN
+	Reflexive  []netip.AddrPort // the public mappings among them, as reported
+	NAT        string           // a wire.NAT* constant
+}
+
+// ReportEndpoints replaces a device's endpoint report and returns the device, and
+// whether anything peers see changed.
+func (s *Store) ReportEndpoints(ctx context.Context, id string, r EndpointReport) (Device, bool, error) {
+	if r.ListenPort < 0 || r.ListenPort > 65535 {
+		return Device{}, false, fmt.Errorf("%w: listen port %d is out of range", ErrInvalid, r.ListenPort)
 	}
-	b, err := json.Marshal(nonNil(eps))
+	if !wire.ValidNAT(r.NAT) {
+		return Device{}, false, fmt.Errorf("%w: unknown NAT type %q", ErrInvalid, r.NAT)
+	}
+	eps, err := json.Marshal(nonNil(r.Endpoints))
 	if err != nil {
-		return Device{}, fmt.Errorf("encode endpoints: %w", err)
+		return Device{}, false, fmt.Errorf("encode endpoints: %w", err)
+	}
+	refl, err := json.Marshal(nonNil(r.Reflexive))
+	if err != nil {
+		return Device{}, false, fmt.Errorf("encode reflexive endpoints: %w", err)
 	}
 	var d Device
+	changed := false
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE devices SET listen_port = ?, endpoints = ?, last_seen = ? WHERE id = ?`,
-			listenPort, string(b), millis(s.now()), id)
+		old, err := deviceWhere(ctx, tx, `d.id = ?`, id)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("device %s %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET listen_port = ?, endpoints = ?, reflexive = ?, nat = ?, last_seen = ? WHERE id = ?`,
+			r.ListenPort, string(eps), string(refl), r.NAT, millis(s.now()), id)
 		if err != nil {
 			return fmt.Errorf("set endpoints of %s: %w", id, err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("device %s %w", id, ErrNotFound)
+		if d, err = deviceWhere(ctx, tx, `d.id = ?`, id); err != nil {
+			return err
 		}
-		d, err = deviceWhere(ctx, tx, `d.id = ?`, id)
-		return err
+		changed = d.ListenPort != old.ListenPort || d.NAT != old.NAT ||
+			!slices.Equal(d.Endpoints, old.Endpoints) || !slices.Equal(d.Reflexive, old.Reflexive)
+		return nil
 	})
-	return d, err
+	return d, changed, err
 }
 
 // Touch records that a device was seen at t.

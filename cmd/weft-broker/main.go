@@ -14,6 +14,8 @@ const usage = `usage:
   weft-broker serve --data DIR [--listen HOST:PORT] [--domain ZONE]
                     [--tls-cert FILE --tls-key FILE] [--tls-san NAME,...]
                     [--dns HOST:PORT [--dns-addr IP,...]]
+                    [--stun HOST:PORT[,HOST:PORT2]] [--public-addr IP,...]
+                    [--relay-udp HOST:PORT [--relay-tls HOST:PORT]]
   weft-broker account create NAME --data DIR
   weft-broker user add ACCOUNT EMAIL --password-file FILE|- --data DIR
   weft-broker authkey create ACCOUNT [--reusable] [--expires DURATION] --data DIR
@@ -21,6 +23,11 @@ const usage = `usage:
   weft-broker device remove ACCOUNT DEVICE --data DIR
   weft-broker policy set ACCOUNT FILE --data DIR
   weft-broker policy get ACCOUNT --data DIR
+  weft-broker relay add ACCOUNT NAME [--udp HOST:PORT] [--tls HOST:PORT] --key PUBKEY --data DIR
+  weft-broker relay add --global NAME [--udp HOST:PORT] [--tls HOST:PORT] --key PUBKEY --data DIR
+  weft-broker relay list [ACCOUNT] [--json] --data DIR
+  weft-broker relay remove ACCOUNT NAME --data DIR
+  weft-broker relay remove --global NAME --data DIR
 
 Flags may come before or after the other arguments. Admin commands act on the
 broker running on DIR through DIR/admin.sock.
@@ -91,6 +98,8 @@ func dispatch(args []string, e env) error {
 		return cmdDevice(rest, *data, e)
 	case "policy":
 		return cmdPolicy(rest, *data, e)
+	case "relay":
+		return cmdRelay(rest, *data, e)
 	case "help":
 		return flag.ErrHelp
 	default:

@@ -35,8 +35,12 @@ func cmdServe(args []string, data string, e env) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "")
 	fs.StringVar(&cfg.DNSListen, "dns", "", "")
-	var dnsAddrs listFlag
+	var dnsAddrs, publicAddrs, stunListen listFlag
 	fs.Var(&dnsAddrs, "dns-addr", "")
+	fs.Var(&publicAddrs, "public-addr", "")
+	fs.Var(&stunListen, "stun", "")
+	fs.StringVar(&cfg.RelayUDP, "relay-udp", "", "")
+	fs.StringVar(&cfg.RelayTLS, "relay-tls", "", "")
 	var sans listFlag
 	fs.Var(&sans, "tls-san", "")
 	debug := fs.Bool("debug", false, "")
@@ -57,6 +61,17 @@ func cmdServe(args []string, data string, e env) error {
 			return usagef("--dns-addr %q: not an IP address", a)
 		}
 		cfg.DNSAddrs = append(cfg.DNSAddrs, ip)
+	}
+	for _, a := range publicAddrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return usagef("--public-addr %q: not an IP address", a)
+		}
+		cfg.PublicAddrs = append(cfg.PublicAddrs, ip)
+	}
+	cfg.STUNListen = stunListen
+	if cfg.RelayTLS != "" && cfg.RelayUDP == "" {
+		return usagef("--relay-tls needs --relay-udp too")
 	}
 	level := slog.LevelInfo
 	if *debug {

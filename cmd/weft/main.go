@@ -21,7 +21,7 @@ var version = "dev"
 const usage = `usage: weft [--socket PATH] <command> [flags]
 
 commands:
-  up --broker URL [--ca FILE] (--auth-key KEY | --account A --email E [--password-file F]) [--name NAME]
+  up --broker URL [--ca FILE] [--auth-key KEY | --account A --email E [--password-file F]] [--name NAME]
   down
   status [--json]
   ping PEER [-c N]

@@ -90,6 +90,20 @@ func TestPrintStatus(t *testing.T) {
 	if !strings.HasPrefix(b.String(), "REMOVED: the broker removed this device from the mesh: removed by admin") {
 		t.Errorf("revoked output:\n%s", b.String())
 	}
+	for _, c := range []struct {
+		st   wire.Status
+		want string
+	}{
+		{wire.Status{State: wire.StateNeedsLogin, LoginURL: "https://b.test/login/x"}, "Not logged in yet. To log in, open: https://b.test/login/x\n"},
+		{wire.Status{State: wire.StateNeedsLogin, LoginError: "expired"}, "Not logged in: the last login failed: expired\n"},
+		{wire.Status{State: wire.StateNeedsLogin}, "Not logged in. Join a mesh with: weft up --broker URL"},
+	} {
+		b.Reset()
+		printStatus(&b, c.st, now)
+		if !strings.HasPrefix(b.String(), c.want) {
+			t.Errorf("status %+v printed:\n%s\nwant it to start with %q", c.st, b.String(), c.want)
+		}
+	}
 }
 
 func TestHumanUnits(t *testing.T) {

@@ -38,10 +38,21 @@ func printStatus(w io.Writer, st wire.Status, now time.Time) {
 	switch st.State {
 	case wire.StateRevoked:
 		fmt.Fprintf(w, "REMOVED: the broker removed this device from the mesh: %s\n", orDash(st.Reason))
-		fmt.Fprintln(w, "To join again: weft up --auth-key KEY (or --account, --email); or weft logout to forget it.")
+		if st.LoginURL != "" {
+			fmt.Fprintf(w, "To join again, open: %s\n", st.LoginURL)
+		}
+		fmt.Fprintln(w, "To join again: weft up (and sign in in the browser) or weft up --auth-key KEY; or weft logout to forget it.")
 		return
 	case wire.StateNeedsLogin:
-		fmt.Fprintln(w, "Not logged in. Join a mesh with: weft up --broker URL --auth-key KEY")
+		switch {
+		case st.LoginURL != "":
+			fmt.Fprintf(w, "Not logged in yet. To log in, open: %s\n", st.LoginURL)
+		case st.LoginError != "":
+			fmt.Fprintf(w, "Not logged in: the last login failed: %s\n", st.LoginError)
+			fmt.Fprintln(w, "Try again with: weft up --broker URL")
+		default:
+			fmt.Fprintln(w, "Not logged in. Join a mesh with: weft up --broker URL (then sign in in the browser), or add --auth-key KEY")
+		}
 		return
 	}
 	name, addr := "-", "-"

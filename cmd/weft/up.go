@@ -12,8 +12,9 @@ import (
 	"golang.org/x/term"
 )
 
-const upUsage = "usage: weft up --broker URL [--ca FILE] (--auth-key KEY | --account A --email E [--password-file F]) [--name NAME]\n" +
-	"       weft up            (again, after weft down)"
+const upUsage = "usage: weft up --broker URL [--ca FILE] [--auth-key KEY | --account A --email E [--password-file F]] [--name NAME]\n" +
+	"       weft up            (again, after weft down)\n" +
+	"Without --auth-key or --account, weft up prints a one-time login URL: sign in there in a browser."
 
 func cmdUp(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "up")
@@ -58,6 +59,14 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	st, err := e.client().Up(ctx, req)
 	if err != nil {
 		return err
+	}
+	if st.LoginURL != "" {
+		cancel()
+		if st, err = awaitLogin(e, st); err != nil {
+			return err
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 	}
 	st = awaitMap(ctx, e, st)
 	self := "this device"

@@ -30,6 +30,7 @@ type Broker struct {
 	CAPEM string // PEM of the certificate to trust
 	priv  wire.Key
 	srv   *httptest.Server
+	mux   *http.ServeMux // routes; EnableLogin adds to them
 
 	mu        sync.Mutex
 	nonces    map[string]bool // issued and not yet used
@@ -40,6 +41,7 @@ type Broker struct {
 	nStreams  int
 	// onStream serves each authenticated map stream, numbered from 1, until it returns.
 	onStream func(n int, s *Stream)
+	logins   []*fakeLogin // browser logins, oldest first (login.go)
 }
 
 // Stream is one open map stream.
@@ -81,6 +83,7 @@ func NewBroker(t testing.TB) *Broker {
 	mux.HandleFunc("GET "+wire.PathMap, b.stream)
 	mux.HandleFunc("POST "+wire.PathEndpoints, b.updateEndpoints)
 	mux.HandleFunc("POST "+wire.PathLogout, b.logout)
+	b.mux = mux
 	b.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(b.srv.Close)
 	b.URL = b.srv.URL
