@@ -71,7 +71,21 @@ type PeerStatus struct {
 	RxBytes       uint64         `json:"rx_bytes"`
 	TxBytes       uint64         `json:"tx_bytes"`
 	Connected     bool           `json:"connected"` // handshake within the last 3 minutes
+	// Path is how packets reach the peer now: PathDirectLAN, PathDirect, "relay NAME", or
+	// PathNone; PathReason says why a peer is relayed or unreachable ("still probing",
+	// "peer behind symmetric NAT", "UDP blocked here", …), RTT is the path's last round trip.
+	Path       string        `json:"path,omitempty"`
+	PathReason string        `json:"path_reason,omitempty"`
+	RTT        time.Duration `json:"rtt,omitempty"`
 }
+
+// Path kinds in PeerStatus.Path (a relayed path is "relay " + the relay's name).
+const (
+	PathDirectLAN = "direct lan"
+	PathDirect    = "direct"
+	PathRelay     = "relay"
+	PathNone      = "none"
+)
 
 // PingRequest asks weftd to ping a peer through the tunnel.
 type PingRequest struct {
