@@ -42,6 +42,7 @@ type AdminUserRequest struct {
 	Account  string `json:"account"`
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	Admin    bool   `json:"admin,omitempty"` // may remove the account's devices with an account session
 }
 
 // AdminAuthKeyRequest creates an auth key.
@@ -109,6 +110,7 @@ func (b *Broker) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(AdminPathAccounts, route(http.MethodPost, b.adminCreateAccount))
 	mux.Handle(AdminPathUsers, route(http.MethodPost, b.adminAddUser))
+	mux.Handle(AdminPathUserRole, route(http.MethodPost, b.adminSetUserRole))
 	mux.Handle(AdminPathAuthKeys, route(http.MethodPost, b.adminCreateAuthKey))
 	mux.Handle(AdminPathDevices, route(http.MethodGet, b.adminListDevices))
 	mux.Handle(AdminPathRemoveDevice, route(http.MethodPost, b.adminRemoveDevice))
@@ -116,6 +118,11 @@ func (b *Broker) adminHandler() http.Handler {
 	mux.Handle(AdminPathRelays, route(http.MethodGet, b.adminListRelays))
 	mux.Handle(AdminPathAddRelay, route(http.MethodPost, b.adminAddRelay))
 	mux.Handle(AdminPathRemoveRelay, route(http.MethodPost, b.adminRemoveRelay))
+	mux.Handle(AdminPathRoutes, route(http.MethodGet, b.adminListRoutes))
+	mux.Handle(AdminPathApprove, route(http.MethodPost, b.adminApproval(true)))
+	mux.Handle(AdminPathUnapprove, route(http.MethodPost, b.adminApproval(false)))
+	mux.Handle(AdminPathVDevs, route(http.MethodGet, b.adminListVDevs))
+	mux.Handle(AdminPathRemoveVDev, route(http.MethodPost, b.adminRemoveVDev))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such admin endpoint %s", r.URL.Path))
 	})
@@ -162,11 +169,11 @@ func (b *Broker) adminAddUser(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, r, err)
 		return
 	}
-	if err := b.store.AddUser(r.Context(), req.Account, req.Email, req.Password); err != nil {
+	if err := b.store.AddUserAs(r.Context(), req.Account, req.Email, req.Password, req.Admin); err != nil {
 		b.fail(w, r, err)
 		return
 	}
-	b.log.Info("user added", "account", req.Account, "email", req.Email)
+	b.log.Info("user added", "account", req.Account, "email", req.Email, "admin", req.Admin)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 

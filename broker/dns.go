@@ -15,15 +15,16 @@ import (
 // renamed or removed device shows on the very next query.
 type dnsResolver struct{ store *store.Store }
 
+// LookupDevice finds devices and virtual devices alike: both have names in the account.
 func (r dnsResolver) LookupDevice(ctx context.Context, account, device string) (netip.Addr, bool, error) {
-	d, err := r.store.DeviceByName(ctx, account, device)
+	a, err := r.store.AddressByName(ctx, account, device)
 	if errors.Is(err, store.ErrNotFound) {
 		return netip.Addr{}, false, nil
 	}
 	if err != nil {
 		return netip.Addr{}, false, err
 	}
-	return d.Address, true, nil
+	return a, true, nil
 }
 
 func (r dnsResolver) AccountExists(ctx context.Context, account string) (bool, error) {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"net/netip"
 	"reflect"
 	"sync"
 
@@ -12,7 +13,8 @@ import (
 const streamBuffer = 256
 
 // View is what the account's access policy lets each device see: which peers are in its
-// map, and its inbound packet filter.
+// map, and its inbound packet filter. Filter also answers for virtual devices: their
+// gateways enforce it for them.
 type View interface {
 	Visible(self, peer string) bool
 	Filter(self string) wire.PacketFilter
@@ -34,7 +36,9 @@ type Hub struct {
 }
 
 type accountState struct {
-	devices map[string]wire.Device // by device ID, Online not yet set
+	// devices are the account's devices and virtual devices by ID, Online not yet set;
+	// virtual devices carry their LANIP, which only their gateway's view keeps.
+	devices map[string]wire.Device
 	view    View
 	streams map[string]*Stream // the live stream of each device, by device ID
 }
@@ -218,12 +222,8 @@ func (h *Hub) syncLocked(a *accountState) {
 // that as sent.
 func (h *Hub) diffLocked(a *accountState, s *Stream) wire.MapUpdate {
 	var u wire.MapUpdate
-	online := func(d wire.Device) wire.Device {
-		d.Online = a.streams[d.ID] != nil
-		return d
-	}
 	if self, ok := a.devices[s.id]; ok {
-		self = online(self)
+		self = a.viewOf(s.id, self)
 		if !reflect.DeepEqual(self, s.self) {
 			s.self = self
 			u.Self = &self
@@ -233,7 +233,7 @@ func (h *Hub) diffLocked(a *accountState, s *Stream) wire.MapUpdate {
 		if id == s.id || !a.view.Visible(s.id, id) {
 			continue
 		}
-		d = online(d)
+		d = a.viewOf(s.id, d)
 		if old, ok := s.peers[id]; !ok || !reflect.DeepEqual(old, d) {
 			s.peers[id] = d
 			u.Peers = append(u.Peers, d)
@@ -252,4 +252,22 @@ func (h *Hub) diffLocked(a *accountState, s *Stream) wire.MapUpdate {
 	sortDevices(u.Peers)
 	sortStrings(u.Removed)
 	return u
+}
+
+// viewOf is d as device viewer sees it. Online comes from the live streams: a virtual
+// device is online while its gateway is. A virtual device's LAN address and inbound
+// filter are its gateway's business only; everyone else gets neither.
+func (a *accountState) viewOf(viewer string, d wire.Device) wire.Device {
+	host := d.ID
+	if d.Kind == wire.KindVirtual {
+		host = d.Gateway
+		if d.Gateway == viewer {
+			f := a.view.Filter(d.ID)
+			d.VirtualFilter = &f
+		} else {
+			d.LANIP, d.VirtualFilter = netip.Addr{}, nil
+		}
+	}
+	d.Online = a.streams[host] != nil
+	return d
 }

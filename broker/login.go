@@ -58,6 +58,10 @@ type login struct {
 	failures int         // wrong passwords so far
 	busy     bool        // a sign-in is being checked
 	ended    chan struct{}
+
+	// session is set for a login that issues an account session instead of registering
+	// a device (usersession.go); spec is then empty.
+	session *sessionLogin
 }
 
 type loginState int
@@ -84,6 +88,7 @@ func (f *loginFlow) routes(mux *http.ServeMux) {
 	mux.Handle(wire.PathLoginStart, route(http.MethodPost, f.handleStart))
 	mux.Handle(wire.PathLoginWait, route(http.MethodPost, f.handleWait))
 	mux.HandleFunc(wire.PathLoginPage+"{id}", f.handlePage)
+	f.sessionRoutes(mux) // the same page, issuing account sessions (usersession.go)
 }
 
 func randomString(n int) string {
@@ -187,7 +192,7 @@ func (f *loginFlow) handleWait(w http.ResponseWriter, r *http.Request) {
 	f.sweepLocked()
 	l := f.byToken[sha256.Sum256([]byte(req.Token))]
 	f.mu.Unlock()
-	if l == nil {
+	if l == nil || l.session != nil {
 		writeError(w, http.StatusNotFound, "no such login: it expired or the broker restarted; start the login again")
 		return
 	}

@@ -31,6 +31,7 @@ type page struct {
 	Form    bool
 	Action  string
 	Device  string
+	Session bool // the form signs in for an account session, not to add Device
 	CSRF    string
 	Account string
 	Email   string
@@ -64,8 +65,10 @@ button{margin-top:1.5rem;width:100%;padding:.7rem;font:inherit;font-weight:600;c
 {{if .Error}}<p id="error" class="error" role="alert">{{.Error}}</p>{{end}}
 {{if .Message}}<p id="message"{{if .Success}} class="success" role="status"{{end}}>{{.Message}}</p>{{end}}
 {{if .Form}}
-<p>Sign in to add the device <strong id="device">{{.Device}}</strong> to your mesh.</p>
-<p class="hint">Only sign in if you started this login on that device yourself.</p>
+{{if .Session}}<p>Sign in to log the weft tray app in to your account, so it can list the account's devices (and remove them, if you are an administrator).</p>
+<p class="hint">Only sign in if you chose “Log in to your account…” in the weft tray yourself just now.</p>
+{{else}}<p>Sign in to add the device <strong id="device">{{.Device}}</strong> to your mesh.</p>
+<p class="hint">Only sign in if you started this login on that device yourself.</p>{{end}}
 <form method="post" action="{{.Action}}" novalidate>
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="account">Account</label>
@@ -106,6 +109,10 @@ func messagePage(w http.ResponseWriter, status int, heading, msg string) {
 
 // endedPage explains why a login URL no longer works.
 func endedPage(w http.ResponseWriter, l *login) {
+	if l.session != nil {
+		sessionEndedPage(w, l)
+		return
+	}
 	switch l.state {
 	case loginDone:
 		messagePage(w, http.StatusGone, "Link already used",
@@ -126,7 +133,7 @@ func (f *loginFlow) handlePage(w http.ResponseWriter, r *http.Request) {
 	l := f.lookup(r.PathValue("id"))
 	if l == nil {
 		messagePage(w, http.StatusNotFound, "Login link not valid",
-			"This login link does not exist: it expired, or the broker restarted. Start a new login on the device (weft up).")
+			"This login link does not exist: it expired, or the broker restarted. Start a new login: weft up on the device, or Log in… in the weft tray.")
 		return
 	}
 	f.mu.Lock()
@@ -147,7 +154,7 @@ func (f *loginFlow) handlePage(w http.ResponseWriter, r *http.Request) {
 				MaxAge: int(wire.LoginTTL.Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		}
 		renderPage(w, http.StatusOK, page{Title: "Sign in", Heading: "Sign in to weft", Form: true, Action: action,
-			Device: l.spec.Name, CSRF: f.csrfToken(l.id, session), Focus: "account"})
+			Device: l.spec.Name, Session: l.session != nil, CSRF: f.csrfToken(l.id, session), Focus: "account"})
 		return
 	}
 	f.signIn(w, r, l, action)
@@ -170,7 +177,7 @@ func (f *loginFlow) signIn(w http.ResponseWriter, r *http.Request, l *login, act
 		return
 	}
 	form := page{Title: "Sign in", Heading: "Sign in to weft", Form: true, Action: action, Device: l.spec.Name,
-		CSRF: r.PostFormValue("csrf"), Account: strings.TrimSpace(r.PostFormValue("account")),
+		Session: l.session != nil, CSRF: r.PostFormValue("csrf"), Account: strings.TrimSpace(r.PostFormValue("account")),
 		Email: strings.TrimSpace(r.PostFormValue("email"))}
 	password := r.PostFormValue("password")
 	retry := func(status int, msg, focus string) {
@@ -218,6 +225,10 @@ func (f *loginFlow) signIn(w http.ResponseWriter, r *http.Request, l *login, act
 		f.release(l)
 		f.b.log.Error("browser login: check password", "err", err)
 		retry(http.StatusInternalServerError, "The broker could not check your password right now. Try again shortly.", "password")
+		return
+	}
+	if l.session != nil {
+		f.completeSession(w, l, acct, form.Email)
 		return
 	}
 	dev, err := f.complete(r, l, acct.ID, form.Email)

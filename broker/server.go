@@ -29,7 +29,11 @@ func (b *Broker) Handler() http.Handler {
 	mux.Handle(wire.PathEndpoints, route(http.MethodPost, b.authenticated(b.handleEndpoints)))
 	mux.Handle(wire.PathLogout, route(http.MethodPost, b.authenticated(b.handleLogout)))
 	mux.Handle(wire.PathPunch, route(http.MethodPost, b.authenticated(b.handlePunch)))
+	mux.Handle(wire.PathRoutes, route(http.MethodPost, b.authenticated(b.handleRoutes)))
+	mux.Handle(wire.PathVDevs, route(http.MethodPost, b.authenticated(b.handleVDevAdd)))
+	mux.Handle(wire.PathVDevsRemove, route(http.MethodPost, b.authenticated(b.handleVDevRemove)))
 	newLoginFlow(b, time.Now, wire.LoginWaitTimeout).routes(mux) // browser login (login.go)
+	b.accountRoutes(mux)                                         // account sessions for people (account.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s", r.URL.Path))
 	})
@@ -158,14 +162,16 @@ func (b *Broker) handleInfo(w http.ResponseWriter, r *http.Request) {
 // wireDevice is d as devices see it.
 func (b *Broker) wireDevice(d store.Device) wire.Device {
 	return wire.Device{
-		ID:        d.ID,
-		Name:      d.Name,
-		Account:   d.Account,
-		FQDN:      d.Name + "." + d.Account + "." + b.cfg.Domain,
-		PublicKey: d.PublicKey,
-		Address:   d.Address,
-		Endpoints: d.Endpoints,
-		NAT:       d.NAT,
-		Online:    b.hub.Online(d.AccountID, d.ID),
+		ID:         d.ID,
+		Name:       d.Name,
+		Account:    d.Account,
+		FQDN:       d.Name + "." + d.Account + "." + b.cfg.Domain,
+		PublicKey:  d.PublicKey,
+		Address:    d.Address,
+		Endpoints:  d.Endpoints,
+		NAT:        d.NAT,
+		Online:     b.hub.Online(d.AccountID, d.ID),
+		Advertised: d.Advertised,
+		Routes:     d.Routes(),
 	}
 }

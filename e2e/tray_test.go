@@ -110,10 +110,14 @@ func (n menuNode) checked() bool {
 	return i == 1
 }
 
-// find returns the first visible item whose label starts with prefix, searching submenus.
+// find returns the first visible item whose label starts with prefix, searching the
+// submenus of visible items.
 func (n menuNode) find(prefix string) (menuNode, bool) {
 	for _, c := range n.Children {
-		if c.visible() && !c.separator() && strings.HasPrefix(c.label(), prefix) {
+		if !c.visible() || c.separator() {
+			continue
+		}
+		if strings.HasPrefix(c.label(), prefix) {
 			return c, true
 		}
 		if f, ok := c.find(prefix); ok {
@@ -149,13 +153,21 @@ func parseNode(v any) (menuNode, error) {
 type trayBus struct {
 	t    *testing.T
 	conn *dbus.Conn
-	name string // the tray's StatusNotifierItem bus name
+	name string       // the tray's StatusNotifierItem bus name
+	proc *netlab.Proc // dbus-run-session, with weft-tray under it
 }
 
 // startTray runs weft-tray on host h against weftd's socket under its own session bus
 // (dbus-run-session with a bus on a socket file, which every namespace reaches) and finds
 // its StatusNotifierItem.
 func startTray(t *testing.T, h *netlab.Host, bin, socket string) *trayBus {
+	t.Helper()
+	return startTrayWith(t, h, bin, socket, nil)
+}
+
+// startTrayWith is startTray that first runs setup (if not nil) on the session bus, before
+// weft-tray starts: to serve what the desktop would, such as a keyring.
+func startTrayWith(t *testing.T, h *netlab.Host, bin, socket string, setup func(*dbus.Conn)) *trayBus {
 	t.Helper()
 	for _, tool := range []string{"dbus-run-session", "dbus-daemon"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -181,17 +193,27 @@ func startTray(t *testing.T, h *netlab.Host, bin, socket string) *trayBus {
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.Start("dbus-run-session", "--config-file="+confPath, "--", bin, "--socket", socket, "--log-level", "debug")
+	// weft-tray starts once the test has set the bus up: when the file ready exists.
+	ready := filepath.Join(dir, "ready")
 	tb := &trayBus{t: t}
-	labrun.Eventually(t, 20*time.Second, "weft-tray on the session bus", func() error {
-		if tb.conn == nil {
-			c, err := dbus.Connect("unix:path=" + busPath)
-			if err != nil {
-				return err
-			}
-			tb.conn = c
-			t.Cleanup(func() { c.Close() })
+	tb.proc = h.Start("dbus-run-session", "--config-file="+confPath, "--", "sh", "-c",
+		`while [ ! -e "$0" ]; do sleep 0.05; done; exec "$@"`, ready, bin, "--socket", socket, "--log-level", "debug")
+	labrun.Eventually(t, 20*time.Second, "the tray's session bus", func() error {
+		c, err := dbus.Connect("unix:path=" + busPath)
+		if err != nil {
+			return err
 		}
+		tb.conn = c
+		t.Cleanup(func() { c.Close() })
+		return nil
+	})
+	if setup != nil {
+		setup(tb.conn)
+	}
+	if err := os.WriteFile(ready, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	labrun.Eventually(t, 20*time.Second, "weft-tray on the session bus", func() error {
 		var names []string
 		if err := tb.conn.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names); err != nil {
 			return err

@@ -93,6 +93,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return h.b.Ping(r.Context(), req)
 		}
+	case wire.LocalPathBroker:
+		src, ok := h.b.(BrokerSource)
+		if !ok {
+			writeError(w, errorf(http.StatusNotFound, "no local API endpoint %s", r.URL.Path))
+			return
+		}
+		method = http.MethodGet
+		serve = func(w http.ResponseWriter, r *http.Request) (any, error) {
+			return src.Broker(r.Context())
+		}
 	case wire.LocalPathEvents:
 		method = http.MethodGet // streams its own answer (events.go)
 	default:

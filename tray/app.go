@@ -40,13 +40,6 @@ type GatewayAPI interface {
 	UseGateway(ctx context.Context, id string) error
 }
 
-// AccountAPI is account-level administration with the user's broker session. The broker
-// has no user-session API yet; with a nil AccountAPI no admin items show.
-type AccountAPI interface {
-	IsAdmin(ctx context.Context) (bool, error)
-	RemoveDevice(ctx context.Context, id string) error
-}
-
 // View shows the menu and icon; the systray adapter implements it.
 type View interface {
 	Show(items []Item, icon, tooltip string)
@@ -70,12 +63,18 @@ type App struct {
 	loginCA  string // PEM for the --broker login, if given
 	quit     func()
 
-	mu    sync.Mutex // guards state and noticeGen
+	mu    sync.Mutex // guards state, noticeGen and acct
 	state State
 	// noticeGen numbers notices, so a timer clears only the one it was set for.
 	noticeGen int
+	// acct is the account session behind state.Session (account.go).
+	acct accountState
 
-	clicks chan Intent
+	clicks   chan Intent
+	acctWake chan struct{} // asks watchAccount to look at the session now
+	// renderMu serialises renders, so that concurrent updates never leave the view
+	// showing an older state than the last one.
+	renderMu sync.Mutex
 }
 
 // AppConfig is what an App is built from. API, View and Desktop are required.
@@ -100,7 +99,8 @@ func NewApp(cfg AppConfig) *App {
 	}
 	return &App{api: cfg.API, gw: cfg.Gateways, account: cfg.Account, desk: cfg.Desktop, sessions: cfg.Sessions,
 		view: cfg.View, log: log, loginCA: cfg.LoginCA, quit: cfg.Quit,
-		state: State{LoginBroker: cfg.LoginBroker}, clicks: make(chan Intent, 16)}
+		state:  State{LoginBroker: cfg.LoginBroker, Accounts: cfg.Account != nil},
+		clicks: make(chan Intent, 16), acctWake: make(chan struct{}, 1)}
 }
 
 // Click queues a click's intent; actions run one at a time, in order.
@@ -120,6 +120,9 @@ func (a *App) Run(ctx context.Context) {
 	a.render()
 	var wg sync.WaitGroup
 	wg.Go(func() { a.follow(ctx) })
+	if a.account != nil {
+		wg.Go(func() { a.watchAccount(ctx) })
+	}
 	wg.Go(func() {
 		for {
 			select {
@@ -166,7 +169,8 @@ func (a *App) follow(ctx context.Context) {
 	}
 }
 
-// refreshExtras loads what the event stream does not carry: gateways and admin-ness.
+// refreshExtras loads what the event stream does not carry: gateways, and (through
+// watchAccount) the account session.
 func (a *App) refreshExtras(ctx context.Context) {
 	if a.gw != nil {
 		g, err := a.gw.Gateways(ctx)
@@ -176,13 +180,7 @@ func (a *App) refreshExtras(ctx context.Context) {
 			a.update(func(s *State) { s.Gateways = &g })
 		}
 	}
-	if a.account != nil {
-		admin, err := a.account.IsAdmin(ctx)
-		if err != nil {
-			a.log.Debug("check admin", "err", err)
-		}
-		a.update(func(s *State) { s.Admin = err == nil && admin })
-	}
+	a.wakeAccount()
 }
 
 // update changes the state and shows the result.
@@ -201,6 +199,8 @@ func (a *App) Snapshot() State {
 }
 
 func (a *App) render() {
+	a.renderMu.Lock()
+	defer a.renderMu.Unlock()
 	s := a.Snapshot()
 	a.view.Show(Menu(s), Icon(s), Tooltip(s))
 }
@@ -253,8 +253,14 @@ func (a *App) act(ctx context.Context, it Intent) {
 	case OpenURL:
 		a.openURL(it.URL)
 	case LogOut:
-		broker := a.Snapshot().Status.Broker
+		s := a.Snapshot()
+		broker := s.Status.Broker
 		done := busy("logging out…")
+		if isMember(s) {
+			// The account session goes with the device (not with a cancelled login); end it
+			// while weftd still names the broker.
+			a.endSession(ctx)
+		}
 		_, err = a.api.Logout(ctx)
 		done()
 		failed = "Couldn't log out"
@@ -284,9 +290,23 @@ func (a *App) act(ctx context.Context, it Intent) {
 			return
 		}
 		done := busy("removing " + it.Name + "…")
-		err = a.account.RemoveDevice(ctx, it.ID)
+		err = a.removeDevice(ctx, it)
 		done()
 		failed = "Couldn't remove " + it.Name
+	case AccountLogIn:
+		if a.account == nil {
+			return
+		}
+		err = a.startSessionLogin(ctx, busy)
+		failed = "Couldn't start the account login"
+	case AccountLogOut:
+		if a.account == nil {
+			return
+		}
+		done := busy("logging out of your account…")
+		a.endSession(ctx)
+		done()
+		a.notify("Logged out of your account")
 	case Quit:
 		if a.quit != nil {
 			a.quit()

@@ -42,10 +42,16 @@ type State struct {
 	LoginBroker string
 	// Gateways is nil when weftd offers no gateway selection.
 	Gateways *Gateways
-	// Admin: the user's broker session is an account admin's; admin items show.
-	Admin  bool
-	Busy   string // an action in progress, e.g. "Disconnecting…"
-	Notice string // the outcome of the last action worth showing
+	// Accounts: the tray offers account sessions (it has an AccountAPI).
+	Accounts bool
+	// Session is the person's account session at the device's broker, as the broker
+	// last described it; nil when not logged in to the account. Admin items show when
+	// it is an administrator's of this device's account.
+	Session *wire.AccountMe
+	// SessionURL is the login page of an account session login that is waiting.
+	SessionURL string
+	Busy       string // an action in progress, e.g. "Disconnecting…"
+	Notice     string // the outcome of the last action worth showing
 }
 
 // Check is whether an item shows a check mark.
@@ -75,26 +81,30 @@ type Item struct {
 type Intent interface{ isIntent() }
 
 type (
-	Connect      struct{}                  // bring the tunnel up
-	Disconnect   struct{}                  // take the tunnel down
-	LogIn        struct{}                  // start a browser login and open its page
-	OpenURL      struct{ URL string }      // open a page in the browser
-	LogOut       struct{}                  // log the device out (or cancel a waiting login)
-	Copy         struct{ Text string }     // put text on the clipboard
-	UseGateway   struct{ ID string }       // route through gateway ID ("" for none)
-	RemoveDevice struct{ ID, Name string } // remove a device from the account (admins)
-	Quit         struct{}                  // end weft-tray
+	Connect       struct{}                  // bring the tunnel up
+	Disconnect    struct{}                  // take the tunnel down
+	LogIn         struct{}                  // start a browser login and open its page
+	OpenURL       struct{ URL string }      // open a page in the browser
+	LogOut        struct{}                  // log the device out (or cancel a waiting login)
+	Copy          struct{ Text string }     // put text on the clipboard
+	UseGateway    struct{ ID string }       // route through gateway ID ("" for none)
+	RemoveDevice  struct{ ID, Name string } // remove a device from the account (admins)
+	AccountLogIn  struct{}                  // start a browser login for an account session
+	AccountLogOut struct{}                  // end the account session
+	Quit          struct{}                  // end weft-tray
 )
 
-func (Connect) isIntent()      {}
-func (Disconnect) isIntent()   {}
-func (LogIn) isIntent()        {}
-func (OpenURL) isIntent()      {}
-func (LogOut) isIntent()       {}
-func (Copy) isIntent()         {}
-func (UseGateway) isIntent()   {}
-func (RemoveDevice) isIntent() {}
-func (Quit) isIntent()         {}
+func (Connect) isIntent()       {}
+func (Disconnect) isIntent()    {}
+func (LogIn) isIntent()         {}
+func (OpenURL) isIntent()       {}
+func (LogOut) isIntent()        {}
+func (Copy) isIntent()          {}
+func (UseGateway) isIntent()    {}
+func (RemoveDevice) isIntent()  {}
+func (AccountLogIn) isIntent()  {}
+func (AccountLogOut) isIntent() {}
+func (Quit) isIntent()          {}
 
 // maxLabel bounds a label: menus do not wrap. The whole text goes in the tooltip.
 const maxLabel = 70
@@ -105,7 +115,7 @@ const maxLabel = 70
 func Menu(s State) []Item {
 	st := s.Status
 	up := s.Service == ServiceUp
-	member := up && (st.State == wire.StateRunning || st.State == wire.StateStarting || st.State == wire.StateStopped)
+	member := isMember(s)
 	loginState := up && (st.State == wire.StateNeedsLogin || st.State == wire.StateRevoked)
 
 	line := statusLine(s)
@@ -120,7 +130,8 @@ func Menu(s State) []Item {
 		self(s, member),
 		devices(s, member),
 		gateways(s, member),
-		admin(s, member),
+		{ID: "sep-account", Separator: true},
+		account(s, member),
 		{ID: "sep-quit", Separator: true},
 		{ID: "quit", Label: "Quit weft tray", Action: Quit{}},
 	}
@@ -282,6 +293,7 @@ func pathOf(p wire.PeerStatus) string {
 
 func devices(s State, member bool) Item {
 	it := Item{ID: "devices", Label: "Devices", Hidden: !member}
+	admin := isAdmin(s)
 	online := 0
 	for _, p := range s.Status.Peers {
 		ip := p.Address.String()
@@ -293,8 +305,16 @@ func devices(s State, member bool) Item {
 			}
 		}
 		label := fmt.Sprintf("%s — %s — %s", p.Name, ip, state)
-		it.Children = append(it.Children, Item{ID: "device/" + p.ID, Label: clip(label),
-			Tooltip: label + ". Click to copy " + ip, Action: Copy{Text: ip}})
+		// Every device is a submenu of the same shape, admin or not (the remove item is
+		// only hidden), so the view updates it in place when the session changes.
+		id := "device/" + p.ID
+		it.Children = append(it.Children, Item{ID: id, Label: clip(label), Tooltip: label, Children: []Item{
+			{ID: id + "/copy", Label: "Copy " + ip, Tooltip: "Put " + ip + " on the clipboard", Action: Copy{Text: ip}},
+			{ID: id + "/remove", Label: "Remove from account…", Hidden: !admin, Disabled: s.Busy != "",
+				Tooltip: "Remove " + p.Name + " from the account: it leaves every device's mesh at once and must log in again to rejoin",
+				Children: []Item{{ID: id + "/remove/confirm", Label: clip("Remove " + p.Name + " now"),
+					Action: RemoveDevice{ID: p.ID, Name: p.Name}, Disabled: s.Busy != ""}}},
+		}})
 	}
 	if len(it.Children) == 0 {
 		it.Children = []Item{{ID: "devices/none", Label: "No other devices", Disabled: true}}
@@ -335,14 +355,38 @@ func gateways(s State, member bool) Item {
 	return it
 }
 
-func admin(s State, member bool) Item {
-	it := Item{ID: "admin", Label: "Manage devices", Hidden: !member || !s.Admin}
-	for _, p := range s.Status.Peers {
-		it.Children = append(it.Children, Item{ID: "admin/remove/" + p.ID, Label: clip("Remove " + p.Name + " from the mesh"),
-			Action: RemoveDevice{ID: p.ID, Name: p.Name}, Disabled: s.Busy != ""})
-	}
-	if len(it.Children) == 0 {
-		it.Children = []Item{{ID: "admin/none", Label: "No other devices", Disabled: true}}
+// isMember reports whether weftd is up and its device is in a mesh (running or not).
+func isMember(s State) bool {
+	st := s.Status.State
+	return s.Service == ServiceUp && (st == wire.StateRunning || st == wire.StateStarting || st == wire.StateStopped)
+}
+
+// isAdmin reports whether the account session is an administrator's of this device's
+// account: only then do admin items show.
+func isAdmin(s State) bool {
+	me, self := s.Session, s.Status.Self
+	return me != nil && me.Admin && self != nil && me.Account == self.Account
+}
+
+// account is the person's account session: log in, the login page while it waits, or
+// log out.
+func account(s State, member bool) Item {
+	it := Item{ID: "account", Label: "Log in to your account…", Action: AccountLogIn{}, Hidden: !member || !s.Accounts,
+		Disabled: s.Busy != "", Tooltip: "Sign in in your browser to act on your account: administrators can remove devices"}
+	switch me := s.Session; {
+	case me != nil:
+		role := "a member"
+		if me.Admin {
+			role = "an administrator"
+		}
+		it.Label, it.Action = clip("Log out of your account ("+me.Email+")"), AccountLogOut{}
+		it.Tooltip = fmt.Sprintf("Logged in to %s as %s, %s", me.Account, me.Email, role)
+		if self := s.Status.Self; self != nil && self.Account != me.Account {
+			it.Tooltip += "; this device is in " + self.Account + ", so no account actions show here"
+		}
+	case s.SessionURL != "":
+		it.Label, it.Action = "Open the account login page…", OpenURL{URL: s.SessionURL}
+		it.Tooltip = "Sign in at " + s.SessionURL
 	}
 	return it
 }

@@ -120,9 +120,13 @@ func TestMenuRunning(t *testing.T) {
 		"device/p2": "nas — 100.64.0.3 — offline",
 		"device/p3": "phone — 100.64.0.4 — online, no tunnel yet",
 	} {
+		ip := strings.Fields(want)[2]
 		it := find(t, m, id)
-		if it.Label != want || it.Action != (Copy{Text: strings.Fields(want)[2]}) {
-			t.Errorf("%s: %q %+v, want %q copying its IP", id, it.Label, it.Action, want)
+		if it.Label != want || it.Action != nil || len(it.Children) != 2 {
+			t.Errorf("%s: %+v, want a submenu labelled %q", id, it, want)
+		}
+		if c := find(t, m, id+"/copy"); c.Label != "Copy "+ip || c.Action != (Copy{Text: ip}) || c.Hidden {
+			t.Errorf("%s/copy: %+v", id, c)
 		}
 	}
 	// Without a gateway API the picker is there but disabled, saying why.
@@ -130,15 +134,85 @@ func TestMenuRunning(t *testing.T) {
 	if !gw.Disabled || len(gw.Children) != 1 || gw.Children[0].Label != "No gateways" || gw.Children[0].Action != nil {
 		t.Errorf("gateways without an API: %+v", gw)
 	}
-	// Admin items only for admins.
-	if find(t, m, "admin").Hidden != true {
+	// Without an account API there is no account item.
+	if find(t, m, "account").Hidden != true {
+		t.Error("account item shown without an account API")
+	}
+}
+
+// removeShown reports whether device id's "Remove from account…" item shows, and checks
+// that its confirmation removes that device.
+func removeShown(t *testing.T, s State, id, name string) bool {
+	t.Helper()
+	m := Menu(s)
+	rm := find(t, m, "device/"+id+"/remove")
+	if rm.Label != "Remove from account…" || len(rm.Children) != 1 {
+		t.Fatalf("remove item %+v", rm)
+	}
+	if c := rm.Children[0]; c.Action != (RemoveDevice{ID: id, Name: name}) || c.Label != "Remove "+name+" now" {
+		t.Fatalf("remove confirmation %+v", c)
+	}
+	return !rm.Hidden
+}
+
+func TestMenuAccount(t *testing.T) {
+	s := running()
+	s.Accounts = true
+	acct := find(t, Menu(s), "account")
+	if acct.Hidden || acct.Label != "Log in to your account…" || acct.Action != (AccountLogIn{}) {
+		t.Fatalf("account item without a session: %+v", acct)
+	}
+	if removeShown(t, s, "p1", "desk") {
+		t.Error("admin items shown without a session")
+	}
+
+	// A member's session: logged in, no admin items.
+	s.Session = &wire.AccountMe{Email: "bob@example.com", Account: "acme"}
+	acct = find(t, Menu(s), "account")
+	if acct.Label != "Log out of your account (bob@example.com)" || acct.Action != (AccountLogOut{}) || !strings.Contains(acct.Tooltip, "a member") {
+		t.Fatalf("account item with a member's session: %+v", acct)
+	}
+	if removeShown(t, s, "p1", "desk") {
 		t.Error("admin items shown to a non-admin")
 	}
-	s := running()
-	s.Admin = true
-	adm := find(t, Menu(s), "admin")
-	if adm.Hidden || len(adm.Children) != 3 || adm.Children[0].Action != (RemoveDevice{ID: "p1", Name: "desk"}) {
-		t.Errorf("admin menu %+v", adm)
+
+	// An administrator's session of this device's account: every device can be removed.
+	s.Session = &wire.AccountMe{Email: "ann@example.com", Account: "acme", Admin: true}
+	for _, p := range s.Status.Peers {
+		if !removeShown(t, s, p.ID, p.Name) {
+			t.Errorf("no remove item for %s in an admin's menu", p.Name)
+		}
+	}
+	busy := s
+	busy.Busy = "removing desk…"
+	if rm := find(t, Menu(busy), "device/p1/remove/confirm"); !rm.Disabled {
+		t.Error("remove enabled while an action runs")
+	}
+	// The menu keeps its shape whatever the session: the view updates it in place.
+	signedOut := s
+	signedOut.Session = nil
+	if shape(Menu(s)) != shape(Menu(signedOut)) || shape(find(t, Menu(s), "devices").Children) != shape(find(t, Menu(signedOut), "devices").Children) {
+		t.Error("the session changed the menu's shape")
+	}
+
+	// An administrator of another account gets no admin items for this device's peers.
+	s.Session = &wire.AccountMe{Email: "cy@example.com", Account: "beta", Admin: true}
+	if removeShown(t, s, "p1", "desk") {
+		t.Error("admin items shown for another account's administrator")
+	}
+	if acct := find(t, Menu(s), "account"); !strings.Contains(acct.Tooltip, "this device is in acme") {
+		t.Errorf("account tooltip %q does not say the accounts differ", acct.Tooltip)
+	}
+
+	// While a session login waits, the item opens its page.
+	s.Session, s.SessionURL = nil, "https://broker.test/login/xyz"
+	if acct := find(t, Menu(s), "account"); acct.Label != "Open the account login page…" || acct.Action != (OpenURL{URL: s.SessionURL}) {
+		t.Errorf("account item while a login waits: %+v", acct)
+	}
+	// Outside a mesh there is no account item.
+	out := State{Service: ServiceUp, Accounts: true, Status: wire.Status{State: wire.StateNeedsLogin, Broker: "https://broker.test"}}
+	if !find(t, Menu(out), "account").Hidden {
+		t.Error("account item shown outside a mesh")
 	}
 }
 

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -129,6 +131,92 @@ type Device struct {
 
 // KindVirtual marks a virtual device (see Device.Kind).
 const KindVirtual = "virtual"
+
+// MaxRoutes is how many networks one device may advertise.
+const MaxRoutes = 64
+
+// RoutesRequest replaces the networks the calling device advertises (Device.Advertised):
+// at most MaxRoutes, each one ValidateRoute accepts; an empty list withdraws them all.
+// Version 3.
+type RoutesRequest struct {
+	Advertise []netip.Prefix `json:"advertise"`
+}
+
+// RoutesResponse is the calling device's routes after a RoutesRequest: what it
+// advertises, and which of those are approved (by an administrator or the policy).
+type RoutesResponse struct {
+	Advertised []netip.Prefix `json:"advertised"`
+	Routes     []netip.Prefix `json:"routes"`
+}
+
+// VDevRequest registers a virtual device behind the calling device, its gateway. If the
+// gateway already has a virtual device called Name, that one moves to LANIP (it keeps its
+// mesh address); else a new one gets a mesh address and Name, or Name-2, -3, … when a
+// device of the account holds Name. Version 3.
+type VDevRequest struct {
+	Name  string     `json:"name"`
+	LANIP netip.Addr `json:"lan_ip"` // ValidateLANIP must accept it; unique on the gateway
+}
+
+// VDevResponse is the virtual device as its gateway sees it.
+type VDevResponse struct {
+	Device Device `json:"device"`
+}
+
+// VDevRemoveRequest removes one of the calling gateway's virtual devices, by name.
+type VDevRemoveRequest struct {
+	Name string `json:"name"`
+}
+
+// meshRange is where mesh addresses come from; routes and LAN addresses stay out of it.
+var meshRange = netip.MustParsePrefix("100.64.0.0/10")
+
+// IsExitRoute reports whether p is a default route (0.0.0.0/0 or ::/0): a device
+// advertising it offers itself as an exit node to the internet.
+func IsExitRoute(p netip.Prefix) bool { return p.IsValid() && p.Bits() == 0 }
+
+// ValidateRoute reports why p cannot be advertised: it must be a network address
+// (192.168.1.0/24, not 192.168.1.1/24), plain IPv4 or IPv6, and neither inside the mesh
+// range 100.64.0.0/10 nor loopback nor multicast.
+func ValidateRoute(p netip.Prefix) error {
+	a := p.Addr()
+	switch {
+	case !p.IsValid():
+		return fmt.Errorf("invalid route %q", p)
+	case a.Is4In6():
+		return fmt.Errorf("route %s is an IPv4-mapped IPv6 prefix: write the IPv4 one", p)
+	case p != p.Masked():
+		return fmt.Errorf("route %s is not a network address: use %s", p, p.Masked())
+	case IsExitRoute(p):
+		return nil
+	case p.Bits() >= meshRange.Bits() && meshRange.Contains(a):
+		return fmt.Errorf("route %s is inside the mesh range %s", p, meshRange)
+	case a.IsLoopback():
+		return fmt.Errorf("route %s is a loopback network", p)
+	case a.IsMulticast():
+		return fmt.Errorf("route %s is a multicast network", p)
+	}
+	return nil
+}
+
+// ValidateLANIP reports why a cannot be a virtual device's LAN address: it must be a
+// unicast IPv4 or IPv6 address (IPv4 link-local allowed, as devices without DHCP use it)
+// outside the mesh range.
+func ValidateLANIP(a netip.Addr) error {
+	switch {
+	case !a.IsValid():
+		return errors.New("LAN IP is missing")
+	case a.Zone() != "":
+		return fmt.Errorf("LAN IP %s has a zone: give an address without one", a)
+	case a.Is4In6():
+		return fmt.Errorf("LAN IP %s is an IPv4-mapped IPv6 address: write the IPv4 one", a)
+	case meshRange.Contains(a):
+		return fmt.Errorf("LAN IP %s is inside the mesh range %s", a, meshRange)
+	case !a.IsGlobalUnicast() && !(a.Is4() && a.IsLinkLocalUnicast()):
+		return fmt.Errorf("LAN IP %s is not a unicast address", a)
+	}
+	return nil
+}
 
 // MapUpdate is one message on the map stream. The first message has Full set and lists
 // every peer; later ones are deltas: Peers added or changed (matched by ID; a changed key

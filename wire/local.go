@@ -12,6 +12,8 @@ import (
 //	1 (2026-11-25): status, up, down, logout, ping.
 //	  + events (NDJSON stream of Event); Status.LoginURL and LoginError for browser login
 //	  (an up without credentials starts one). Additive: older clients ignore them.
+//	  + broker (2026-11-26): the broker URL and CA of a logged-in device, for clients
+//	  (weft-tray) that talk to the broker's account API themselves.
 const LocalAPIVersion = 1
 
 // Local API paths.
@@ -22,7 +24,15 @@ const (
 	LocalPathLogout = "/local/v1/logout" // POST: Status
 	LocalPathPing   = "/local/v1/ping"   // POST PingRequest: PingResult
 	LocalPathEvents = "/local/v1/events" // GET: stream of Event, one JSON object per line
+	LocalPathBroker = "/local/v1/broker" // GET: LocalBroker (404 while not logged in)
 )
+
+// LocalBroker is the broker a logged-in device belongs to: what a local client needs to
+// reach the broker's account API over HTTPS the way weftd does.
+type LocalBroker struct {
+	URL   string `json:"url"`
+	CAPEM string `json:"ca_pem,omitempty"` // PEM of the CA of URL's certificate; "" means the system's roots
+}
 
 // Service states reported in Status.State.
 const (

@@ -13,7 +13,10 @@ package wire
 //	2 (2026-11-25): NAT traversal: MapUpdate.Relays, STUN and Punch; Device.NAT;
 //	  EndpointsRequest.Reflexive and NAT; POST /v1/punch. The broker still accepts
 //	  version 1 clients, which ignore the new fields.
-const ProtocolVersion = 2
+//	3 (2026-11-26): gateways and virtual devices: Device.Advertised, Routes, Kind, Gateway,
+//	  LANIP and VirtualFilter; POST /v1/routes, /v1/vdevs and /v1/vdevs/remove. Older
+//	  clients skip virtual devices (peers without a key) and ignore routes.
+const ProtocolVersion = 3
 
 // MinProtocolVersion is the oldest client protocol version the broker accepts.
 const MinProtocolVersion = 1
@@ -27,6 +30,10 @@ const (
 	PathEndpoints = "/v1/endpoints" // POST EndpointsRequest (authenticated): empty
 	PathLogout    = "/v1/logout"    // POST (authenticated): the device removes itself
 	PathPunch     = "/v1/punch"     // POST PunchRequest (authenticated): empty; both devices get Punch on their map streams
+	// Gateways and virtual devices (version 3), all authenticated.
+	PathRoutes      = "/v1/routes"       // POST RoutesRequest: RoutesResponse
+	PathVDevs       = "/v1/vdevs"        // POST VDevRequest: VDevResponse
+	PathVDevsRemove = "/v1/vdevs/remove" // POST VDevRemoveRequest: empty
 )
 
 // AuthHeader carries a device's proof of key possession on authenticated requests:

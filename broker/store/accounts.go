@@ -89,6 +89,12 @@ func normEmail(s string) string { return strings.ToLower(s) }
 
 // AddUser adds a user who can register devices into account with email and password.
 func (s *Store) AddUser(ctx context.Context, account, email, password string) error {
+	return s.AddUserAs(ctx, account, email, password, false)
+}
+
+// AddUserAs is AddUser that also sets the user's role: an administrator (admin) may
+// remove the account's devices with an account session.
+func (s *Store) AddUserAs(ctx context.Context, account, email, password string, admin bool) error {
 	if err := ValidateEmail(email); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -106,8 +112,8 @@ func (s *Store) AddUser(ctx context.Context, account, email, password string) er
 			return err
 		}
 		_, err = tx.ExecContext(ctx,
-			`INSERT INTO users (account_id, email, password_hash, created_at) VALUES (?, ?, ?, ?)`,
-			a.ID, normEmail(email), hash, millis(s.now()))
+			`INSERT INTO users (account_id, email, password_hash, created_at, admin) VALUES (?, ?, ?, ?, ?)`,
+			a.ID, normEmail(email), hash, millis(s.now()), boolInt(admin))
 		if isUnique(err) {
 			return fmt.Errorf("user %q in account %q %w", email, account, ErrExists)
 		}

@@ -36,6 +36,9 @@ type Device struct {
 	// Reflexive are the public mappings the device last reported (also in Endpoints).
 	Reflexive []netip.AddrPort
 	NAT       string // what the device last reported of its NAT: a wire.NAT* constant
+	// Advertised are the networks the device offers to route, sorted; Approved those an
+	// administrator or the policy approved, advertised now or not (see Routes).
+	Advertised, Approved []netip.Prefix
 }
 
 // DeviceSpec is what a registration asks for.
@@ -160,8 +163,9 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 		if err != nil {
 			return res, fmt.Errorf("revoke old key of %s: %w", spec.Name, err)
 		}
+		// A reinstall advertises its own routes, if any; approvals stay with the device.
 		_, err = tx.ExecContext(ctx, `UPDATE devices SET public_key = ?, listen_port = ?, endpoints = ?, last_seen = ?, user_email = ?,
-			reflexive = '[]', nat = '' WHERE id = ?`,
+			reflexive = '[]', nat = '', advertised_routes = '[]' WHERE id = ?`,
 			spec.PublicKey.String(), spec.ListenPort, string(eps), now, spec.User, byName.ID)
 		if err != nil {
 			return res, fmt.Errorf("rekey device %s: %w", byName.ID, err)
@@ -172,6 +176,10 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 			return res, err
 		}
 	case errors.Is(err, ErrNotFound):
+		// A virtual device may hold the name.
+		if spec.Name, err = freeName(ctx, tx, accountID, spec.Name); err != nil {
+			return res, err
+		}
 		addr, err := allocateAddress(ctx, tx, accountID)
 		if err != nil {
 			return res, err
@@ -202,8 +210,8 @@ func (s *Store) register(ctx context.Context, tx *sql.Tx, accountID int64, spec 
 	return res, nil
 }
 
-// freeName returns name if no device of the account holds it, else the first of name-2,
-// name-3, … that is free, shortened so that it stays a valid DNS label.
+// freeName returns name if no device or virtual device of the account holds it, else the
+// first of name-2, name-3, … that is free, shortened so that it stays a valid DNS label.
 func freeName(ctx context.Context, tx *sql.Tx, accountID int64, name string) (string, error) {
 	for i := 1; i < 10000; i++ {
 		cand := name
@@ -215,21 +223,24 @@ func freeName(ctx context.Context, tx *sql.Tx, accountID int64, name string) (st
 			}
 			cand = base + suffix
 		}
-		_, err := deviceWhere(ctx, tx, `d.account_id = ? AND d.name = ?`, accountID, cand)
-		if errors.Is(err, ErrNotFound) {
-			return cand, nil
-		}
+		var taken bool
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM devices WHERE account_id = ?1 AND name = ?2)
+			OR EXISTS (SELECT 1 FROM vdevs WHERE account_id = ?1 AND name = ?2)`, accountID, cand).Scan(&taken)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("look up name %q: %w", cand, err)
+		}
+		if !taken {
+			return cand, nil
 		}
 	}
 	return "", fmt.Errorf("%w: no free name like %q", ErrConflict, name)
 }
 
-// allocateAddress picks a free address in the account; the caller's transaction
-// holds the write lock, so no one else can take it before the insert.
+// allocateAddress picks an address no device or virtual device of the account holds; the
+// caller's transaction holds the write lock, so no one else can take it before the insert.
 func allocateAddress(ctx context.Context, tx *sql.Tx, accountID int64) (netip.Addr, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT address FROM devices WHERE account_id = ?`, accountID)
+	rows, err := tx.QueryContext(ctx, `SELECT address FROM devices WHERE account_id = ?1
+		UNION ALL SELECT address FROM vdevs WHERE account_id = ?1`, accountID)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("list addresses: %w", err)
 	}

@@ -75,4 +75,60 @@ CREATE UNIQUE INDEX relays_account_name ON relays (coalesce(account_id, 0), name
 ALTER TABLE devices ADD COLUMN reflexive TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN nat TEXT NOT NULL DEFAULT '';
 `,
+	// 4: gateways and virtual devices. Routes are JSON lists of prefixes on the device:
+	// what it advertises now, and what an administrator or the policy approved (kept when
+	// no longer advertised, so advertising again restores it).
+	//
+	// Virtual devices get their own table rather than rows in devices: they have no key,
+	// endpoints, user or revocation, and devices.public_key is NOT NULL UNIQUE, which
+	// SQLite cannot relax without rebuilding the table; every query on devices (auth by
+	// key, endpoints, revocation on removal) would need to exclude them. Names and
+	// addresses are shared by both tables within an account: the store checks both in the
+	// same write transaction, and the triggers refuse any write that would break it.
+	// Removing the gateway removes its virtual devices (ON DELETE CASCADE).
+	`
+ALTER TABLE devices ADD COLUMN advertised_routes TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN approved_routes TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE vdevs (
+	id         TEXT PRIMARY KEY,
+	account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	gateway_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+	name       TEXT NOT NULL,
+	address    TEXT NOT NULL,
+	lan_ip     TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	UNIQUE (account_id, name),
+	UNIQUE (account_id, address),
+	UNIQUE (gateway_id, lan_ip)
+);
+CREATE TRIGGER vdevs_insert_unique BEFORE INSERT ON vdevs
+WHEN EXISTS (SELECT 1 FROM devices WHERE id = NEW.id
+	OR (account_id = NEW.account_id AND (name = NEW.name OR address = NEW.address)))
+BEGIN SELECT RAISE(ABORT, 'a device holds this virtual device''s id, name or address'); END;
+CREATE TRIGGER vdevs_update_unique BEFORE UPDATE OF name, address ON vdevs
+WHEN EXISTS (SELECT 1 FROM devices WHERE account_id = NEW.account_id AND (name = NEW.name OR address = NEW.address))
+BEGIN SELECT RAISE(ABORT, 'a device holds this virtual device''s name or address'); END;
+CREATE TRIGGER devices_insert_unique BEFORE INSERT ON devices
+WHEN EXISTS (SELECT 1 FROM vdevs WHERE id = NEW.id
+	OR (account_id = NEW.account_id AND (name = NEW.name OR address = NEW.address)))
+BEGIN SELECT RAISE(ABORT, 'a virtual device holds this device''s id, name or address'); END;
+CREATE TRIGGER devices_update_unique BEFORE UPDATE OF name, address ON devices
+WHEN EXISTS (SELECT 1 FROM vdevs WHERE account_id = NEW.account_id AND (name = NEW.name OR address = NEW.address))
+BEGIN SELECT RAISE(ABORT, 'a virtual device holds this device''s name or address'); END;
+`,
+	// 5: account sessions for people (the tray's account login), and the administrator
+	// role that lets a user remove the account's devices with one. Tokens are stored as
+	// their SHA-256 only; ended sessions stay a while so their holder hears why.
+	`
+ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE sessions (
+	token_sha256 BLOB PRIMARY KEY,
+	user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	last_used    INTEGER NOT NULL DEFAULT 0,
+	revoked_at   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+`,
 }

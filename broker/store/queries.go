@@ -14,7 +14,8 @@ import (
 )
 
 const deviceColumns = `d.id, d.account_id, a.name, d.name, d.public_key, d.address, d.endpoints,
-	d.listen_port, d.created_at, d.last_seen, d.user_email, d.reflexive, d.nat
+	d.listen_port, d.created_at, d.last_seen, d.user_email, d.reflexive, d.nat,
+	d.advertised_routes, d.approved_routes
 	FROM devices d JOIN accounts a ON a.id = d.account_id`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -24,11 +25,18 @@ func scanDevice(row scanner) (Device, error) {
 		d                 Device
 		key, addr, eps    string
 		reflexive         string
+		advertised, appr  string
 		created, lastSeen int64
 	)
 	if err := row.Scan(&d.ID, &d.AccountID, &d.Account, &d.Name, &key, &addr, &eps,
-		&d.ListenPort, &created, &lastSeen, &d.User, &reflexive, &d.NAT); err != nil {
+		&d.ListenPort, &created, &lastSeen, &d.User, &reflexive, &d.NAT, &advertised, &appr); err != nil {
 		return d, err
+	}
+	if err := json.Unmarshal([]byte(advertised), &d.Advertised); err != nil {
+		return d, fmt.Errorf("device %s: stored advertised routes: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(appr), &d.Approved); err != nil {
+		return d, fmt.Errorf("device %s: stored approved routes: %w", d.ID, err)
 	}
 	var err error
 	if d.PublicKey, err = wire.ParseKey(key); err != nil {

@@ -17,7 +17,8 @@ const usage = `usage:
                     [--stun HOST:PORT[,HOST:PORT2]] [--public-addr IP,...]
                     [--relay-udp HOST:PORT [--relay-tls HOST:PORT]]
   weft-broker account create NAME --data DIR
-  weft-broker user add ACCOUNT EMAIL --password-file FILE|- --data DIR
+  weft-broker user add ACCOUNT EMAIL --password-file FILE|- [--admin] --data DIR
+  weft-broker user admin ACCOUNT EMAIL on|off --data DIR
   weft-broker authkey create ACCOUNT [--reusable] [--expires DURATION] --data DIR
   weft-broker device list ACCOUNT [--json] --data DIR
   weft-broker device remove ACCOUNT DEVICE --data DIR
@@ -28,6 +29,11 @@ const usage = `usage:
   weft-broker relay list [ACCOUNT] [--json] --data DIR
   weft-broker relay remove ACCOUNT NAME --data DIR
   weft-broker relay remove --global NAME --data DIR
+  weft-broker route list ACCOUNT [--json] --data DIR
+  weft-broker route approve ACCOUNT DEVICE CIDR --data DIR
+  weft-broker route unapprove ACCOUNT DEVICE CIDR --data DIR
+  weft-broker vdev list ACCOUNT [--json] --data DIR
+  weft-broker vdev remove ACCOUNT NAME --data DIR
 
 Flags may come before or after the other arguments. Admin commands act on the
 broker running on DIR through DIR/admin.sock.
@@ -100,6 +106,10 @@ func dispatch(args []string, e env) error {
 		return cmdPolicy(rest, *data, e)
 	case "relay":
 		return cmdRelay(rest, *data, e)
+	case "route":
+		return cmdRoute(rest, *data, e)
+	case "vdev":
+		return cmdVDev(rest, *data, e)
 	case "help":
 		return flag.ErrHelp
 	default:

@@ -92,9 +92,11 @@ func run(o options) error {
 		tray.Stop()
 	}()
 	log.Info("weft-tray starting", "socket", o.socket)
+	weftd := &ipc.Client{Path: o.socket}
 	return tray.RunSystray(func(view tray.View, quit func()) *tray.App {
 		return tray.NewApp(tray.AppConfig{
-			API:         &ipc.Client{Path: o.socket},
+			API:         weftd,
+			Account:     &tray.AccountClient{Broker: weftd.Broker},
 			Desktop:     tray.SystemDesktop{},
 			Sessions:    tray.Keyring{},
 			View:        view,

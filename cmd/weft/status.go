@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -91,7 +92,7 @@ func printStatus(w io.Writer, st wire.Status, now time.Time) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMESH IP\tENDPOINT\tHANDSHAKE\tRX\tTX\tONLINE")
+	fmt.Fprintln(tw, "NAME\tMESH IP\tPATH\tENDPOINT\tRTT\tHANDSHAKE\tRX\tTX\tONLINE")
 	for _, p := range st.Peers {
 		endpoint := "-"
 		if p.Endpoint.IsValid() {
@@ -101,10 +102,20 @@ func printStatus(w io.Writer, st wire.Status, now time.Time) {
 		if p.Online {
 			online = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Address, endpoint,
-			ago(p.LastHandshake, now), bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), online)
+		rtt := "-"
+		if p.RTT > 0 {
+			rtt = fmt.Sprintf("%.1fms", float64(p.RTT)/float64(time.Millisecond))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Address, orDash(p.Path), endpoint,
+			rtt, ago(p.LastHandshake, now), bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), online)
 	}
 	tw.Flush()
+	// Say why a peer is not on a direct path, as users of other meshes have to guess.
+	for _, p := range st.Peers {
+		if p.PathReason != "" && !strings.HasPrefix(p.Path, wire.PathDirect) {
+			fmt.Fprintf(w, "%s: %s (%s)\n", p.Name, orDash(p.Path), p.PathReason)
+		}
+	}
 }
 
 func orDash(s string) string {

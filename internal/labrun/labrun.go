@@ -55,7 +55,7 @@ func Build(t netlab.TB) Binaries {
 func BuildInto(dir string) error {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/weft", "./cmd/weftd", "./cmd/weft-broker")
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/weft", "./cmd/weftd", "./cmd/weft-broker", "./cmd/weft-relay")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w: %s", err, out)
@@ -121,7 +121,8 @@ func (b *Broker) Start() {
 	b.t.Helper()
 	b.Proc = b.Host.Start(b.bins.path("weft-broker"), "serve", "--data", b.Data,
 		"--listen", fmt.Sprintf("%s:%d", b.Host.Addr(), b.Port), "--tls-san", b.Host.Addr().String(),
-		"--domain", "weft.test", "--dns", b.Host.Addr().String()+":53")
+		"--domain", "weft.test", "--dns", b.Host.Addr().String()+":53",
+		"--stun", fmt.Sprintf("%s:%d,%s:%d", b.Host.Addr(), STUNPort, b.Host.Addr(), STUNPort+1))
 	Eventually(b.t, 20*time.Second, "broker admin socket", func() error {
 		select {
 		case <-b.Proc.Done():
@@ -136,6 +137,9 @@ func (b *Broker) Start() {
 		return nil
 	})
 }
+
+// STUNPort is the first of the broker's two STUN ports in the lab.
+const STUNPort = 3478
 
 // Stop stops the broker process.
 func (b *Broker) Stop() { b.Proc.Stop() }
@@ -270,4 +274,59 @@ func (d *Device) Ping(to wire.Device) error {
 	defer cancel()
 	_, err := run(ctx, d.Host, "ping", "-n", "-c1", "-W1", to.Address.String())
 	return err
+}
+
+// Relay is a weft-relay running on a lab host.
+type Relay struct {
+	Host *netlab.Host
+	Data string
+	Key  string // its public key, as weft-relay key prints it
+	Proc *netlab.Proc
+}
+
+// Relay ports in the lab.
+const (
+	RelayUDPPort = 3480
+	RelayTLSPort = 443
+)
+
+// StartRelay starts weft-relay on h (UDP and TLS) and registers it with the broker as the
+// global relay name.
+func StartRelay(t netlab.TB, bins Binaries, h *netlab.Host, b *Broker, name string) *Relay {
+	t.Helper()
+	r := &Relay{Host: h, Data: filepath.Join(t.TempDir(), "relay")}
+	r.Proc = h.Start(bins.path("weft-relay"), "serve", "--data", r.Data,
+		"--listen-udp", fmt.Sprintf("%s:%d", h.Addr(), RelayUDPPort),
+		"--listen-tls", fmt.Sprintf("%s:%d", h.Addr(), RelayTLSPort))
+	Eventually(t, 20*time.Second, "relay key", func() error {
+		select {
+		case <-r.Proc.Done():
+			return fmt.Errorf("weft-relay exited: %s", r.Proc.Log())
+		default:
+		}
+		out, err := run(nil, h, bins.path("weft-relay"), "key", "--data", r.Data)
+		if err != nil {
+			return err
+		}
+		r.Key = strings.TrimSpace(out)
+		return nil
+	})
+	b.MustAdmin("relay", "add", "--global", name,
+		"--udp", fmt.Sprintf("%s:%d", h.Addr(), RelayUDPPort),
+		"--tls", fmt.Sprintf("%s:%d", h.Addr(), RelayTLSPort), "--key", r.Key)
+	return r
+}
+
+// Peer returns this device's status of the peer called name.
+func (d *Device) Peer(name string) (wire.PeerStatus, error) {
+	st, err := d.Status()
+	if err != nil {
+		return wire.PeerStatus{}, err
+	}
+	for _, p := range st.Peers {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return wire.PeerStatus{}, fmt.Errorf("%s has no peer %s", d.Name, name)
 }

@@ -30,26 +30,46 @@ func (p *Policy) Compile(devices []Device) map[string]wire.PacketFilter {
 
 // Visible gives, for every device, the sorted IDs of the peers it may talk to in either
 // direction; a device leaves every other peer out of its map.
+//
+// Traffic to and from a virtual device goes through its gateway, so wherever a device may
+// talk to a virtual device, the hosts of both ends (the device itself, or the gateway of a
+// virtual one) see each other and the other end. A gateway always sees its own virtual
+// devices: it needs their LAN addresses to carry their traffic.
 func (p *Policy) Visible(devices []Device) map[string][]string {
 	seen := make([]map[int]bool, len(devices))
 	for i := range seen {
 		seen[i] = map[int]bool{}
 	}
+	link := func(i, j int) {
+		if i != j {
+			seen[i][j] = true
+			seen[j][i] = true
+		}
+	}
+	type pair struct{ a, b int }
+	var pairs []pair
 	if p.allow {
 		for i := range devices {
-			for j := range devices {
-				if i != j {
-					seen[i][j] = true
-				}
+			for j := range i {
+				pairs = append(pairs, pair{i, j})
 			}
 		}
 	} else {
 		for dst, bySrc := range p.access(devices) {
 			for src := range bySrc {
-				seen[dst][src] = true
-				seen[src][dst] = true
+				pairs = append(pairs, pair{dst, src})
 			}
 		}
+	}
+	host := hosts(devices)
+	for i := range devices {
+		link(host[i], i)
+	}
+	for _, pr := range pairs {
+		link(pr.a, pr.b)
+		link(host[pr.a], pr.b)
+		link(pr.a, host[pr.b])
+		link(host[pr.a], host[pr.b])
 	}
 	out := make(map[string][]string, len(devices))
 	for i, d := range devices {
@@ -59,6 +79,23 @@ func (p *Policy) Visible(devices []Device) map[string][]string {
 		}
 		slices.Sort(ids)
 		out[d.ID] = slices.Compact(ids)
+	}
+	return out
+}
+
+// hosts gives, for each device index, the index of the device its traffic enters and
+// leaves the mesh through: its gateway's for a virtual device, else its own.
+func hosts(devices []Device) []int {
+	byID := make(map[string]int, len(devices))
+	for i, d := range devices {
+		byID[d.ID] = i
+	}
+	out := make([]int, len(devices))
+	for i, d := range devices {
+		out[i] = i
+		if g, ok := byID[d.Gateway]; ok && d.Gateway != "" {
+			out[i] = g
+		}
 	}
 	return out
 }

@@ -42,7 +42,7 @@ func parse(filename string, data []byte) (*Policy, error) {
 	}
 	ps := &parser{data: data, p: &Policy{file: filename}}
 	seen := map[string]bool{}
-	var def, groups, rules *node
+	var def, groups, rules, approvers *node
 	for _, f := range root.fields {
 		if seen[f.key] {
 			return nil, errAt(f.keyOff, "duplicate field %q", f.key)
@@ -55,8 +55,10 @@ func parse(filename string, data []byte) (*Policy, error) {
 			groups = f.val
 		case "rules":
 			rules = f.val
+		case "autoApprovers":
+			approvers = f.val
 		default:
-			return nil, errAt(f.keyOff, "unknown field %q (want \"default\", \"groups\" or \"rules\")", f.key)
+			return nil, errAt(f.keyOff, "unknown field %q (want \"default\", \"groups\", \"rules\" or \"autoApprovers\")", f.key)
 		}
 	}
 	if def == nil {
@@ -72,6 +74,11 @@ func parse(filename string, data []byte) (*Policy, error) {
 	}
 	if rules != nil {
 		if err := ps.rules(rules); err != nil {
+			return nil, err
+		}
+	}
+	if approvers != nil {
+		if err := ps.approvers(approvers); err != nil {
 			return nil, err
 		}
 	}
@@ -264,6 +271,9 @@ func (ps *parser) resolveGroups() error {
 	for _, r := range p.rules {
 		check(r.from)
 		check(r.to)
+	}
+	for _, refs := range p.approvers.refLists() {
+		check(refs)
 	}
 	if first != nil {
 		return errAt(first.off, "unknown group %q", first.name)

@@ -21,7 +21,7 @@ func TestParseErrors(t *testing.T) {
 		name, in, want string // want: the whole message, or its start when it ends in "…"
 	}{
 		{"unknown top field", `{"default":"deny","rulez":[]}`,
-			`p.json:1:19: unknown field "rulez" (want "default", "groups" or "rules")`},
+			`p.json:1:19: unknown field "rulez" (want "default", "groups", "rules" or "autoApprovers")`},
 		{"duplicate top field", `{"default":"deny","default":"allow"}`,
 			`p.json:1:19: duplicate field "default"`},
 		{"not an object", `  ["default"]`, `p.json:1:3: a policy is a JSON object, not an array`},
@@ -310,6 +310,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(example))
 	f.Add([]byte(`{"default":"allow"}`))
 	f.Add([]byte(`{"default":"deny","groups":{"a":["group:b"],"b":["user:x@y"]},"rules":[{"from":["*"],"to":["group:a"],"ports":["udp/1-2"]}]}`))
+	f.Add([]byte(`{"default":"deny","groups":{"gw":["g1"]},"autoApprovers":{"routes":{"10.0.0.0/8":["group:gw"],"FD00::/8":["*"]},"exitNode":["user:a@b"]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("f.json", data)
 		if err != nil {

@@ -17,6 +17,10 @@ type Device struct {
 	Name    string     // DNS label, unique in the account
 	Address netip.Addr // mesh address
 	User    string     // owner's email; empty if none
+	// Gateway is, for a virtual device (a LAN device a gateway projects into the mesh),
+	// the ID of the device hosting it; "" for a device running weft. Rules treat virtual
+	// devices like any device; see Visible for what their gateways must see.
+	Gateway string
 }
 
 // Policy is a parsed, validated access policy. The zero value is not valid; use Parse or
@@ -27,20 +31,23 @@ type Device struct {
 //	{
 //	  "default": "deny",                          // or "allow": everything may talk to everything
 //	  "groups": {"servers": ["dev2", "group:db", "user:ann@example.com"]},
-//	  "rules": [{"from": ["group:laptops"], "to": ["group:servers"], "ports": ["tcp/22", "icmp"]}]
+//	  "rules": [{"from": ["group:laptops"], "to": ["group:servers"], "ports": ["tcp/22", "icmp"]}],
+//	  "autoApprovers": {"routes": {"192.168.1.0/24": ["group:gw"]}, "exitNode": ["gw1"]}
 //	}
 //
 // (JSON has no comments; they are shown here only to explain.) "from" and "to" take device
 // names, group:NAME, user:EMAIL (every device of that user) or "*" (every device). "ports"
 // take tcp/N, tcp/N-M, tcp/*, the same for udp, icmp (echo request) or "*" (anything).
 // Under "deny" a device accepts new flows only from the devices some rule allows; replies
-// to flows it started are always accepted.
+// to flows it started are always accepted. "autoApprovers" (see AutoApproves) approve the
+// routes the devices they name advertise, whatever the default.
 type Policy struct {
-	file   string
-	allow  bool
-	defPos pos // of the "default" value
-	groups []group
-	rules  []rule
+	file      string
+	allow     bool
+	defPos    pos // of the "default" value
+	groups    []group
+	rules     []rule
+	approvers autoApprovers
 }
 
 type group struct {
@@ -171,6 +178,9 @@ func (p *Policy) Warnings(devices []Device) []string {
 			}
 		}
 	}
+	for _, refs := range p.approvers.refLists() {
+		all = append(all, located{refs[0].pos, refs})
+	}
 	sort.SliceStable(all, func(i, j int) bool {
 		a, b := all[i].at, all[j].at
 		return a.line < b.line || a.line == b.line && a.col < b.col
@@ -183,9 +193,10 @@ func (p *Policy) Warnings(devices []Device) []string {
 
 // jsonPolicy is the canonical JSON form written by Marshal.
 type jsonPolicy struct {
-	Default string              `json:"default"`
-	Groups  map[string][]string `json:"groups,omitempty"`
-	Rules   []jsonRule          `json:"rules,omitempty"`
+	Default       string              `json:"default"`
+	Groups        map[string][]string `json:"groups,omitempty"`
+	Rules         []jsonRule          `json:"rules,omitempty"`
+	AutoApprovers *jsonApprovers      `json:"autoApprovers,omitempty"`
 }
 
 type jsonRule struct {
@@ -195,9 +206,10 @@ type jsonRule struct {
 }
 
 // Marshal returns the policy as indented JSON that Parse accepts and that compiles to the
-// same filters. Groups come out sorted by name; everything else keeps its order.
+// same filters. Groups and auto-approved routes come out sorted; everything else keeps
+// its order.
 func (p *Policy) Marshal() ([]byte, error) {
-	jp := jsonPolicy{Default: "deny"}
+	jp := jsonPolicy{Default: "deny", AutoApprovers: p.marshalApprovers()}
 	if p.allow {
 		jp.Default = "allow"
 	}
