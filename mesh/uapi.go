@@ -9,12 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weftmesh/weft/mesh/bind"
 	"github.com/weftmesh/weft/wire"
 )
 
 // peerDiff renders the wireguard-go configuration commands that turn peer set have into
-// want: removals, additions, and changes of the changed peers only. An endpoint is sent only
-// when the configured one changed, so one WireGuard learned by roaming stays in use.
+// want: removals, additions, and changes of the changed peers only. A new peer's endpoint
+// is the peer itself ("peer:<hex key>"), which weft's bind routes over the peer's current
+// path; it is never sent again, so an address WireGuard roamed to stays in use until
+// packets arrive on a known path. Peer.Endpoint is not WireGuard's here: it is a candidate.
 func peerDiff(have, want map[wire.Key]Peer) string {
 	var b strings.Builder
 	for _, k := range sortedKeys(have) {
@@ -29,8 +32,8 @@ func peerDiff(have, want map[wire.Key]Peer) string {
 			continue
 		}
 		fmt.Fprintf(&b, "public_key=%s\n", k.Hex())
-		if p.Endpoint.IsValid() && (!existed || old.Endpoint != p.Endpoint) {
-			fmt.Fprintf(&b, "endpoint=%s\n", p.Endpoint)
+		if !existed {
+			fmt.Fprintf(&b, "endpoint=%s\n", bind.PeerEndpointString(k))
 		}
 		fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(p.PersistentKeepalive/time.Second))
 		b.WriteString("replace_allowed_ips=true\n")
@@ -97,7 +100,9 @@ func parseState(s string) (deviceState, error) {
 			copy(curKey[:], raw)
 			cur, sec, nsec = &PeerStats{}, 0, 0
 		case "endpoint":
-			if cur != nil {
+			// "peer:<hex>" is weft's bind routing by path (see Engine.Stats); an
+			// address is one WireGuard roamed to.
+			if cur != nil && !strings.HasPrefix(v, bind.PeerPrefix) {
 				cur.Endpoint, err = netip.ParseAddrPort(v)
 			}
 		case "last_handshake_time_sec":

@@ -16,10 +16,11 @@ func TestPeerDiff(t *testing.T) {
 		Endpoint: netip.MustParseAddrPort("192.0.2.1:51820"), PersistentKeepalive: 25 * time.Second}
 	b := Peer{PublicKey: key(2), AllowedIPs: []netip.Prefix{netip.MustParsePrefix("100.64.0.2/32")}}
 
+	// New peers' endpoint is the peer itself, which weft's bind routes by path.
 	got := peerDiff(nil, map[wire.Key]Peer{a.PublicKey: a, b.PublicKey: b})
 	for _, want := range []string{
-		"public_key=" + a.PublicKey.Hex() + "\nendpoint=192.0.2.1:51820\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=100.64.0.1/32\n",
-		"public_key=" + b.PublicKey.Hex() + "\npersistent_keepalive_interval=0\nreplace_allowed_ips=true\nallowed_ip=100.64.0.2/32\n",
+		"public_key=" + a.PublicKey.Hex() + "\nendpoint=peer:" + a.PublicKey.Hex() + "\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=100.64.0.1/32\n",
+		"public_key=" + b.PublicKey.Hex() + "\nendpoint=peer:" + b.PublicKey.Hex() + "\npersistent_keepalive_interval=0\nreplace_allowed_ips=true\nallowed_ip=100.64.0.2/32\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("adding peers: missing\n%s\nin\n%s", want, got)
@@ -31,8 +32,8 @@ func TestPeerDiff(t *testing.T) {
 		t.Errorf("unchanged set produced commands:\n%s", got)
 	}
 
-	// b removed, a's allowed IPs changed but not its endpoint: the endpoint line must not be
-	// resent, or a roamed endpoint would be reset.
+	// b removed, a's allowed IPs changed: the endpoint line must not be resent, or an
+	// endpoint WireGuard roamed to would be reset.
 	a2 := a
 	a2.AllowedIPs = append([]netip.Prefix{}, a.AllowedIPs...)
 	a2.AllowedIPs = append(a2.AllowedIPs, netip.MustParsePrefix("10.0.0.0/24"))
@@ -69,7 +70,12 @@ func TestParseState(t *testing.T) {
 	if !st.peers[key(8)].LastHandshake.IsZero() {
 		t.Errorf("never-handshaken peer has a handshake time")
 	}
-	for _, bad := range []string{"listen_port=x\n", "garbage\n", "public_key=abcd\n"} {
+	// weft's bind endpoint is not an address: no endpoint, no error.
+	st, err = parseState("public_key=" + k.Hex() + "\nendpoint=peer:" + k.Hex() + "\nrx_bytes=1\n")
+	if err != nil || st.peers[k].Endpoint.IsValid() || st.peers[k].RxBytes != 1 {
+		t.Errorf("peer endpoint: %+v, %v", st.peers[k], err)
+	}
+	for _, bad := range []string{"listen_port=x\n", "garbage\n", "public_key=abcd\n", "public_key=" + k.Hex() + "\nendpoint=nonsense\n"} {
 		if _, err := parseState(bad); err == nil {
 			t.Errorf("parseState(%q) accepted", bad)
 		}

@@ -19,8 +19,10 @@ import (
 type pfFirewall struct {
 	log *slog.Logger
 
-	mu      sync.Mutex // serialises Apply and Close and guards the fields below
+	mu      sync.Mutex // serialises Apply, SetForwarding and Close and guards the fields below
 	checked bool       // the main ruleset evaluates our anchor
+	fwd     Forwarding // what is left to the gateway's anchor as forwarded traffic
+	last    *pfApplied // the last successful Apply; nil before one
 	token   string     // reference from "pfctl -E", released by Close; empty if none
 	closed  bool
 }
@@ -32,13 +34,42 @@ func newFirewall(log *slog.Logger) (Firewall, error) {
 	return &pfFirewall{log: log}, nil
 }
 
+// pfApplied is what an Apply put in force, for SetForwarding to load again.
+type pfApplied struct {
+	iface  string
+	self   netip.Addr
+	filter wire.PacketFilter
+}
+
 func (f *pfFirewall) Apply(iface string, self netip.Addr, filter wire.PacketFilter) error {
-	rules, err := pfRules(iface, self, filter)
-	if err != nil {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applyLocked(pfApplied{iface, self, filter}, f.fwd)
+}
+
+func (f *pfFirewall) SetForwarding(fwd Forwarding) error {
+	if _, err := checkForwarding(fwd); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed {
+		return errors.New("firewall: set forwarding after close")
+	}
+	if f.last == nil {
+		f.fwd = fwd
+		return nil
+	}
+	return f.applyLocked(*f.last, fwd)
+}
+
+// applyLocked loads the anchor for a and fwd. The caller holds mu.
+func (f *pfFirewall) applyLocked(a pfApplied, fwd Forwarding) error {
+	iface, filter := a.iface, a.filter
+	rules, err := pfRules(iface, a.self, filter, fwd)
+	if err != nil {
+		return err
+	}
 	if f.closed {
 		return errors.New("firewall: apply after close")
 	}
@@ -69,6 +100,7 @@ func (f *pfFirewall) Apply(iface string, self netip.Addr, filter wire.PacketFilt
 		}
 		f.token = m[1]
 	}
+	f.last, f.fwd = &a, fwd
 	f.log.Info("firewall rules applied", "anchor", pfAnchor, "iface", iface,
 		"default_allow", filter.DefaultAllow, "rules", len(filter.Rules))
 	return nil

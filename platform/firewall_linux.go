@@ -18,8 +18,18 @@ type nftFirewall struct {
 	table string
 	opts  []nftables.ConnOption // tests point these at another network namespace
 
-	mu     sync.Mutex // serialises Apply and Close
-	closed bool       // guarded by mu
+	mu     sync.Mutex // serialises Apply, SetForwarding and Close, and guards the fields below
+	closed bool
+	fwd    Forwarding // what is let through as forwarded gateway traffic (checked)
+	// last are the arguments of the last successful Apply; nil before one.
+	last *nftApplied
+}
+
+// nftApplied is what an Apply put in force, for SetForwarding to enforce again.
+type nftApplied struct {
+	iface  string
+	self   netip.Addr
+	filter wire.PacketFilter
 }
 
 func newFirewall(log *slog.Logger) (Firewall, error) {
@@ -40,15 +50,38 @@ func newNFTFirewall(log *slog.Logger, table string, opts ...nftables.ConnOption)
 }
 
 func (f *nftFirewall) Apply(iface string, self netip.Addr, filter wire.PacketFilter) error {
-	plan, err := nftRuleset(f.table, iface, self, filter)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applyLocked(nftApplied{iface: iface, self: self, filter: filter}, f.fwd)
+}
+
+func (f *nftFirewall) SetForwarding(fwd Forwarding) error {
+	c, err := checkForwarding(fwd)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
+		return fmt.Errorf("firewall: set forwarding after close")
+	}
+	if f.last == nil {
+		f.fwd = c
+		return nil
+	}
+	return f.applyLocked(*f.last, c)
+}
+
+// applyLocked replaces the table with the rules for a and fwd. The caller holds mu.
+func (f *nftFirewall) applyLocked(a nftApplied, fwd Forwarding) error {
+	plan, err := nftRuleset(f.table, a.iface, a.self, a.filter, fwd)
+	if err != nil {
+		return err
+	}
+	if f.closed {
 		return fmt.Errorf("firewall: apply after close")
 	}
+	iface, filter := a.iface, a.filter
 	conn, err := nftables.New(f.opts...)
 	if err != nil {
 		return fmt.Errorf("firewall: open nftables: %w", err)
@@ -73,8 +106,10 @@ func (f *nftFirewall) Apply(iface string, self netip.Addr, filter wire.PacketFil
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("firewall: replace nftables table inet %s: %w", f.table, err)
 	}
+	f.last, f.fwd = &a, fwd
 	f.log.Info("firewall rules applied", "table", "inet "+f.table, "iface", iface,
-		"default_allow", filter.DefaultAllow, "rules", len(filter.Rules))
+		"default_allow", filter.DefaultAllow, "rules", len(filter.Rules),
+		"forwarded_routes", len(fwd.Routes), "forwarded_virtual", len(fwd.Virtual))
 	return nil
 }
 

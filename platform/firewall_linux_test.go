@@ -207,6 +207,40 @@ func TestNFTFirewallRuleset(t *testing.T) {
 		t.Errorf("default allow still drops or filters:\n%s", got)
 	}
 
+	// A gateway: forwarded traffic its gateway table governs passes under a deny policy,
+	// and the filter of later Applys keeps it.
+	gw := Forwarding{Mesh: netip.MustParsePrefix("100.64.0.0/10"), Routes: prefixes("192.168.7.0/24", "10.0.0.0/8"),
+		Virtual: []netip.Addr{netip.MustParseAddr("100.64.0.30")}}
+	if err := fw.SetForwarding(gw); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Apply("wt0", self, second); err != nil {
+		t.Fatal(err)
+	}
+	wantFwd := `	chain tunnel_fwd {
+		ct state established,related accept
+		oifname != "wt0" ip saddr 100.64.0.0/10 ip daddr { 10.0.0.0/8, 192.168.7.0/24 } accept
+		ct original ip daddr 100.64.0.30 accept
+		drop
+	}
+`
+	if got := ns.nftList(t, "table", "inet", "weft"); !strings.Contains(got, wantFwd) {
+		t.Errorf("forwarding:\n%s\nwant it to hold:\n%s", got, wantFwd)
+	}
+	withFwd := ns.nftList(t, "table", "inet", "weft")
+	if err := fw.SetForwarding(Forwarding{Mesh: netip.MustParsePrefix("100.64.0.0/10"), Virtual: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}); err == nil {
+		t.Error("SetForwarding accepted a virtual device outside the mesh")
+	}
+	if after := ns.nftList(t, "table", "inet", "weft"); after != withFwd {
+		t.Errorf("a refused SetForwarding changed the table:\n%s", after)
+	}
+	if err := fw.SetForwarding(Forwarding{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.nftList(t, "table", "inet", "weft"); !strings.Contains(got, "chain tunnel_fwd {\n\t\tct state established,related accept\n\t\tdrop\n\t}") {
+		t.Errorf("forwarding not withdrawn:\n%s", got)
+	}
+
 	if err := fw.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,16 @@ import (
 //		}
 //		chain tunnel_fwd {
 //			ct state established,related accept
+//			oifname != IFACE ip saddr MESH ip daddr ROUTES accept   # a gateway's routes (Forwarding)
+//			ct original ip daddr SEC_i accept                        # each virtual device it hosts
 //			drop                                                     # unless DefaultAllow
 //		}
 //	}
 //
-// Forwarding from the tunnel is refused under a deny policy: no rule grants a peer
-// anything beyond this device.
+// Forwarding from the tunnel is refused under a deny policy, except what this device
+// serves as a gateway: that traffic is the gateway table's (ip weft-gw) to judge, which
+// forwards only approved routes and applies each virtual device's own filter. No filter
+// rule grants a peer anything beyond this device.
 
 const (
 	nftChainInput     = "input"
@@ -56,8 +60,8 @@ type nftSet struct {
 	elems []nftables.SetElement
 }
 
-// nftRuleset builds weft's table for a tunnel interface.
-func nftRuleset(tableName, iface string, self netip.Addr, filter wire.PacketFilter) (*nftPlan, error) {
+// nftRuleset builds weft's table for a tunnel interface; fwd has passed checkForwarding.
+func nftRuleset(tableName, iface string, self netip.Addr, filter wire.PacketFilter, fwd Forwarding) (*nftPlan, error) {
 	if err := checkApply(iface, self, filter); err != nil {
 		return nil, err
 	}
@@ -81,6 +85,12 @@ func nftRuleset(tableName, iface string, self netip.Addr, filter wire.PacketFilt
 		}
 	}
 	b.add(tunnelFwd, nftAcceptEstablished())
+	if len(fwd.Routes) > 0 {
+		b.add(tunnelFwd, b.nftForwardToRoutes(iface, fwd.Mesh, fwd.Routes))
+	}
+	for _, v := range fwd.Virtual {
+		b.add(tunnelFwd, nftForwardToVdev(v))
+	}
 	if !filter.DefaultAllow {
 		b.add(tunnelIn, nftDrop())
 		b.add(tunnelFwd, nftDrop())
@@ -125,6 +135,30 @@ func nftAcceptEstablished() []expr.Any {
 // nftDropInvalid: ct state invalid drop.
 func nftDropInvalid() []expr.Any {
 	return append(ctState(expr.CtStateBitINVALID), &expr.Verdict{Kind: expr.VerdictDrop})
+}
+
+// nftForwardToRoutes: oifname != IFACE ip saddr MESH ip daddr ROUTES accept.
+func (b *nftBuilder) nftForwardToRoutes(iface string, mesh netip.Prefix, routes []netip.Prefix) []expr.Any {
+	exprs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+	}
+	exprs = append(exprs, ifaceIs(expr.MetaKeyOIFNAME, iface, false)...)
+	exprs = append(exprs, ipInPrefix(ipSaddr, mesh)...)
+	exprs = append(exprs, b.ipInPrefixes(ipDaddr, routes)...)
+	return append(exprs, &expr.Verdict{Kind: expr.VerdictAccept})
+}
+
+// nftForwardToVdev: ct original ip daddr SECURE accept: a flow the gateway table DNATed
+// to the virtual device with that mesh address, and judged by its filter already.
+func nftForwardToVdev(secure netip.Addr) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Ct{Key: expr.CtKeyDST, Register: 1, Direction: 0},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: secure.AsSlice()},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
 }
 
 // nftDrop: drop.

@@ -45,15 +45,32 @@ func renderPlan(t *testing.T, p *nftPlan) string {
 		for _, e := range r.rule.Exprs {
 			switch e := e.(type) {
 			case *expr.Meta:
-				loaded = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyL4PROTO: "l4proto"}[e.Key]
+				loaded = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname", expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyL4PROTO: "l4proto"}[e.Key]
 				checkReg(t, e.Register)
 			case *expr.Payload:
 				loaded = payloadName(e)
 				checkReg(t, e.DestRegister)
 			case *expr.Ct:
-				loaded = "ct state"
+				switch {
+				case e.Key == expr.CtKeySTATE:
+					loaded = "ct state"
+				case e.Key == expr.CtKeyDST && e.Direction == 0:
+					loaded = "ct original ip daddr"
+				default:
+					t.Errorf("unexpected ct expression %+v", e)
+				}
 				checkReg(t, e.Register)
 			case *expr.Bitwise:
+				if loaded == "ip saddr" || loaded == "ip daddr" {
+					ones := 0
+					for _, m := range e.Mask {
+						for ; m != 0; m <<= 1 {
+							ones++
+						}
+					}
+					loaded = fmt.Sprintf("%s/%d", loaded, ones)
+					continue
+				}
 				if loaded != "ct state" || e.Len != 4 || binary.NativeEndian.Uint32(e.Xor) != 0 {
 					t.Errorf("unexpected bitwise on %s: %+v", loaded, e)
 				}
@@ -109,13 +126,13 @@ func payloadName(p *expr.Payload) string {
 
 func renderValue(loaded string, data []byte) string {
 	switch {
-	case loaded == "iifname":
+	case loaded == "iifname" || loaded == "oifname":
 		return fmt.Sprintf("%q(%d bytes)", strings.TrimRight(string(data), "\x00"), len(data))
 	case loaded == "nfproto":
 		return map[byte]string{2: "ipv4", 10: "ipv6"}[data[0]]
 	case loaded == "l4proto":
 		return map[byte]string{1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}[data[0]]
-	case strings.HasPrefix(loaded, "ip"):
+	case strings.HasPrefix(loaded, "ip") || loaded == "ct original ip daddr":
 		a, _ := netip.AddrFromSlice(data)
 		return a.String()
 	case loaded == "th dport":
@@ -189,6 +206,7 @@ tunnel_in: ct state & 0x1 != 0; drop
 		name   string
 		self   netip.Addr
 		filter wire.PacketFilter
+		fwd    Forwarding
 		want   string
 	}{{
 		name:   "deny all",
@@ -238,10 +256,36 @@ tunnel_fwd: ct state & 0x6 != 0; accept
 tunnel_in: drop
 tunnel_fwd: drop
 `,
+	}, {
+		// A gateway lets through what its gateway table governs, and still drops the rest.
+		name:   "gateway under deny",
+		self:   v4,
+		filter: wire.PacketFilter{},
+		fwd: Forwarding{Mesh: netip.MustParsePrefix("100.64.0.0/10"), Routes: prefixes("192.168.1.0/24", "10.0.0.0/8"),
+			Virtual: []netip.Addr{netip.MustParseAddr("100.64.0.20"), netip.MustParseAddr("100.64.0.21")}},
+		want: head + `tunnel_fwd: ct state & 0x6 != 0; accept
+tunnel_fwd: nfproto == ipv4; oifname != "wt0"(16 bytes); ip saddr/10 == 100.64.0.0; ip daddr in ipv4_addr {10.0.0.0-10.255.255.255, 192.168.1.0-192.168.1.255}; accept
+tunnel_fwd: nfproto == ipv4; ct original ip daddr == 100.64.0.20; accept
+tunnel_fwd: nfproto == ipv4; ct original ip daddr == 100.64.0.21; accept
+tunnel_in: drop
+tunnel_fwd: drop
+`,
+	}, {
+		name:   "exit node",
+		self:   v4,
+		filter: wire.PacketFilter{DefaultAllow: true},
+		fwd:    Forwarding{Mesh: netip.MustParsePrefix("100.64.0.0/10"), Routes: prefixes("0.0.0.0/0")},
+		want: head + `tunnel_fwd: ct state & 0x6 != 0; accept
+tunnel_fwd: nfproto == ipv4; oifname != "wt0"(16 bytes); ip saddr/10 == 100.64.0.0; accept
+`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := nftRuleset("weft", "wt0", tt.self, tt.filter)
+			fwd, err := checkForwarding(tt.fwd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := nftRuleset("weft", "wt0", tt.self, tt.filter, fwd)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -272,7 +316,7 @@ func TestNFTRulesetRefusesBadInput(t *testing.T) {
 		{"no sources", "wt0", self, wire.PacketFilter{Rules: []wire.FilterRule{{Proto: "tcp"}}}},
 		{"allow with rules", "wt0", self, wire.PacketFilter{DefaultAllow: true, Rules: []wire.FilterRule{{Sources: prefixes("1.2.3.4/32"), Proto: "*"}}}},
 	} {
-		if _, err := nftRuleset("weft", tt.iface, tt.self, tt.filter); err == nil {
+		if _, err := nftRuleset("weft", tt.iface, tt.self, tt.filter, Forwarding{}); err == nil {
 			t.Errorf("%s: accepted", tt.name)
 		}
 	}

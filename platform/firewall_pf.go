@@ -20,9 +20,22 @@ const pfAnchor = "com.apple/weft"
 //	pass in quick on IFACE inet proto tcp from <weft_N> to SELF port { PORTS } keep state
 //	block drop in quick on IFACE all                        # unless DefaultAllow
 //
-// Under DefaultAllow the anchor is empty: nothing is filtered.
-func pfRules(iface string, self netip.Addr, filter wire.PacketFilter) (string, error) {
+// Under DefaultAllow the anchor is empty: nothing is filtered. A gateway (fwd not empty)
+// blocks, instead of everything else, what comes to the mesh itself or from outside it:
+//
+//	block drop in quick on IFACE inet from any to MESH
+//	block drop in quick on IFACE inet from ! MESH to any
+//	block drop in quick on IFACE inet6 all
+//
+// so traffic from the mesh to elsewhere (routes, and virtual devices after rdr) is left
+// to the gateway's anchor (com.apple/weft-gw, evaluated after this one), which passes only
+// what it serves and blocks the rest. A quick pass here would skip its per-device filters.
+func pfRules(iface string, self netip.Addr, filter wire.PacketFilter, fwd Forwarding) (string, error) {
 	if err := checkApply(iface, self, filter); err != nil {
+		return "", err
+	}
+	fwd, err := checkForwarding(fwd)
+	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -47,8 +60,24 @@ func pfRules(iface string, self netip.Addr, filter wire.PacketFilter) (string, e
 	for _, r := range rules {
 		b.WriteString(r + "\n")
 	}
+	if len(fwd.Routes) > 0 || len(fwd.Virtual) > 0 {
+		for _, r := range pfBlockForGateway(iface, fwd.Mesh) {
+			b.WriteString(r + "\n")
+		}
+		return b.String(), nil
+	}
 	b.WriteString(pfBlock(iface) + "\n")
 	return b.String(), nil
+}
+
+// pfBlockForGateway drops new flows arriving on the tunnel except those from the mesh to
+// outside it, which the gateway's anchor judges.
+func pfBlockForGateway(iface string, mesh netip.Prefix) []string {
+	return []string{
+		fmt.Sprintf("block drop in quick on %s inet from any to %s", iface, mesh),
+		fmt.Sprintf("block drop in quick on %s inet from ! %s to any", iface, mesh),
+		fmt.Sprintf("block drop in quick on %s inet6 all", iface),
+	}
 }
 
 // pfTable: a constant address table.

@@ -13,6 +13,7 @@ func TestPFRules(t *testing.T) {
 		name   string
 		self   netip.Addr
 		filter wire.PacketFilter
+		fwd    Forwarding
 		want   string
 	}{{
 		name:   "default allow",
@@ -65,10 +66,23 @@ pass in quick on utun4 inet6 proto 58 from <weft_0> to fd7a::9 icmp6-type echore
 pass in quick on utun4 inet6 proto udp from <weft_1> to fd7a::9 port { 53 } keep state
 block drop in quick on utun4 all
 `,
+	}, {
+		name:   "gateway",
+		self:   v4,
+		filter: wire.PacketFilter{Rules: []wire.FilterRule{{Sources: prefixes("100.64.0.1/32"), Proto: "icmp"}}},
+		fwd:    Forwarding{Mesh: netip.MustParsePrefix("100.64.0.0/10"), Routes: prefixes("192.168.1.0/24")},
+		want: `# weft access policy for utun4: generated, replaced on every change
+table <weft_0> const { 100.64.0.1 }
+pass out on utun4 all keep state
+pass in quick on utun4 inet proto icmp from <weft_0> to 100.64.0.9 icmp-type echoreq keep state
+block drop in quick on utun4 inet from any to 100.64.0.0/10
+block drop in quick on utun4 inet from ! 100.64.0.0/10 to any
+block drop in quick on utun4 inet6 all
+`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := pfRules("utun4", tt.self, tt.filter)
+			got, err := pfRules("utun4", tt.self, tt.filter, tt.fwd)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,15 +96,18 @@ block drop in quick on utun4 all
 func TestPFRulesRefusesBadInput(t *testing.T) {
 	self := netip.MustParseAddr("100.64.0.9")
 	for _, iface := range []string{"", "utun4 all\npass", "utun{4}", "a-very-long-interface"} {
-		if _, err := pfRules(iface, self, wire.PacketFilter{}); err == nil {
+		if _, err := pfRules(iface, self, wire.PacketFilter{}, Forwarding{}); err == nil {
 			t.Errorf("interface %q accepted", iface)
 		}
 	}
 	bad := wire.PacketFilter{Rules: []wire.FilterRule{{Sources: prefixes("100.64.0.1/32"), Proto: "tcp", Ports: []wire.PortRange{{First: 0, Last: 1}}}}}
-	if _, err := pfRules("utun4", self, bad); err == nil {
+	if _, err := pfRules("utun4", self, bad, Forwarding{}); err == nil {
 		t.Error("port 0 accepted")
 	}
-	if _, err := pfRules("utun4", netip.Addr{}, wire.PacketFilter{}); err == nil {
+	if _, err := pfRules("utun4", netip.Addr{}, wire.PacketFilter{}, Forwarding{}); err == nil {
 		t.Error("missing self accepted")
+	}
+	if _, err := pfRules("utun4", self, wire.PacketFilter{}, Forwarding{Routes: prefixes("10.0.0.0/8")}); err == nil {
+		t.Error("forwarding without a mesh range accepted")
 	}
 }

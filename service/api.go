@@ -106,8 +106,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case wire.LocalPathEvents:
 		method = http.MethodGet // streams its own answer (events.go)
 	default:
-		writeError(w, errorf(http.StatusNotFound, "no local API endpoint %s", r.URL.Path))
-		return
+		if method, serve = h.gatewayEndpoint(r.URL.Path); serve == nil {
+			writeError(w, errorf(http.StatusNotFound, "no local API endpoint %s", r.URL.Path))
+			return
+		}
 	}
 	if r.Method != method {
 		w.Header().Set("Allow", method)

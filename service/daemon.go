@@ -45,6 +45,11 @@ type Config struct {
 	NewEngine func(mesh.Config) (Engine, error)
 	// NewFirewall creates the enforcer of the access policy; nil means platform.NewFirewall.
 	NewFirewall func(*slog.Logger) (platform.Firewall, error)
+	// NewRouter and NewGateway create what puts chosen gateways' routes and this device's
+	// gateway role into the OS (netconfig.go); nil means platform.NewRouter and
+	// platform.NewGateway. Neither is created before it has something to do.
+	NewRouter  func(*slog.Logger) (platform.Router, error)
+	NewGateway func(*slog.Logger) (platform.Gateway, error)
 }
 
 // Daemon is a running weftd.
@@ -87,7 +92,8 @@ type Daemon struct {
 type session struct {
 	client *control.Client
 	cancel context.CancelFunc
-	done   chan struct{} // closed when both goroutines have returned
+	done   chan struct{} // closed when the session's goroutines have returned
+	net    *netConfig    // routes and gateway rules of this tunnel (netconfig.go)
 }
 
 // Open loads the state directory, creating a private key on a fresh install. A corrupt
@@ -237,10 +243,14 @@ func (d *Daemon) startLocked() error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{client: client, cancel: cancel, done: make(chan struct{})}
+	s := &session{client: client, cancel: cancel, done: make(chan struct{}),
+		net: newNetConfig(d.log.With("component", "netconfig"), d.cfg, fw)}
 
 	d.mu.Lock()
 	d.engine, d.fw, d.sess, d.tunnelErr, d.broker = eng, fw, s, "", control.State{}
+	if tr, ok := eng.(traversal); ok {
+		tr.SetRelays(d.peers.Relays()) // the saved relays, until the broker says otherwise
+	}
 	if err := d.pushPeersLocked(); err != nil {
 		d.log.Warn("saved peers not applied; the broker's map retries", "err", err)
 	}
@@ -255,7 +265,8 @@ func (d *Daemon) startLocked() error {
 			d.log.Info("control loop ended", "err", err)
 		}
 	})
-	wg.Go(func() { d.reportEndpoints(ctx, client, eng.ListenPort()) })
+	wg.Go(func() { d.reportEndpoints(ctx, client, eng) })
+	wg.Go(func() { s.net.run(ctx, d.netWantFunc(eng)) })
 	go func() {
 		wg.Wait()
 		close(s.done)
@@ -274,6 +285,7 @@ func (d *Daemon) stopLocked() {
 		s.cancel()
 		<-s.done
 		s.client.Close()
+		s.net.close()
 	}
 	d.mu.Lock()
 	eng, fw := d.engine, d.fw
@@ -334,7 +346,7 @@ func (d *Daemon) pushPeersLocked() error {
 	if d.engine == nil {
 		return nil
 	}
-	if err := d.engine.SetPeers(d.peers.WGPeers(connectedSubnets())); err != nil {
+	if err := d.engine.SetPeers(d.peers.WGPeers(connectedSubnets(), d.gatewayAllowedLocked())); err != nil {
 		d.enginePeersStale = true
 		return fmt.Errorf("configure peers: %w", err)
 	}
@@ -378,6 +390,9 @@ func (d *Daemon) Status(context.Context) wire.Status {
 		s.State = wire.StateRunning
 	}
 	d.login.report(&s)
+	if d.st.LoggedIn {
+		s.GatewayRoutes = resolveChoices(d.st.GatewayRoutes, &d.peers)
+	}
 	var stats map[wire.Key]mesh.PeerStats
 	if d.engine != nil {
 		s.ListenPort, s.Interface, s.WireGuard = d.engine.ListenPort(), d.engine.InterfaceName(), d.engine.Kind()
@@ -392,6 +407,10 @@ func (d *Daemon) Status(context.Context) wire.Status {
 		if st, ok := stats[p.PublicKey]; ok {
 			ps.Endpoint, ps.LastHandshake, ps.RxBytes, ps.TxBytes = st.Endpoint, st.LastHandshake, st.RxBytes, st.TxBytes
 			ps.Connected = !st.LastHandshake.IsZero() && now.Sub(st.LastHandshake) < connectedWithin
+			ps.Path, ps.PathReason, ps.RTT = st.Path, st.Reason, st.RTT
+			if st.PathAddr.IsValid() {
+				ps.Endpoint = st.PathAddr
+			}
 		}
 		s.Peers = append(s.Peers, ps)
 	}

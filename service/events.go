@@ -92,10 +92,11 @@ func viewOf(st wire.Status) eventView {
 		Online         bool
 		Endpoint       any
 		Connected      bool
+		Routes         any // approved routes: the tray's gateway picker follows them
 	}
 	peers := make([]peer, len(st.Peers))
 	for i, p := range st.Peers {
-		peers[i] = peer{p.ID, p.Name, p.FQDN, p.PublicKey, p.Address, p.Endpoints, p.Online, p.Endpoint, p.Connected}
+		peers[i] = peer{p.ID, p.Name, p.FQDN, p.PublicKey, p.Address, p.Endpoints, p.Online, p.Endpoint, p.Connected, p.Routes}
 	}
 	top := st
 	top.Peers, top.LoginURL, top.LoginError = nil, "", ""

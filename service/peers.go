@@ -25,11 +25,13 @@ type PeerMap struct {
 	Complete bool
 	peers    map[string]wire.Device // by device ID
 	filter   *wire.PacketFilter     // the inbound filter; nil until the broker sent one
+	relays   []wire.RelayInfo       // the relays to use, as the broker last listed them
+	stun     []string               // the broker's STUN servers, HOST:PORT
 }
 
 // LoadPeerMap rebuilds a map from its saved form.
 func LoadPeerMap(s SavedMap) PeerMap {
-	m := PeerMap{Complete: s.Complete, filter: s.Filter}
+	m := PeerMap{Complete: s.Complete, filter: s.Filter, relays: s.Relays, stun: s.STUN}
 	for _, p := range s.Peers {
 		m.set(p)
 	}
@@ -38,7 +40,26 @@ func LoadPeerMap(s SavedMap) PeerMap {
 
 // Saved returns the map in the form kept in state.json.
 func (m *PeerMap) Saved() SavedMap {
-	return SavedMap{Complete: m.Complete, Peers: m.List(), Filter: m.filter}
+	return SavedMap{Complete: m.Complete, Peers: m.List(), Filter: m.filter, Relays: m.relays, STUN: m.stun}
+}
+
+// Relays are the relays the broker last listed.
+func (m *PeerMap) Relays() []wire.RelayInfo { return m.relays }
+
+// STUN are the broker's STUN servers.
+func (m *PeerMap) STUN() []string { return m.stun }
+
+// ApplyTraversal takes the relay and STUN lists of a map message, if it has them, and
+// reports whether the relays changed.
+func (m *PeerMap) ApplyTraversal(u wire.MapUpdate) (relaysChanged bool) {
+	if u.STUN != nil {
+		m.stun = slices.Clone(u.STUN)
+	}
+	if u.Relays != nil && !reflect.DeepEqual(u.Relays, m.relays) {
+		m.relays = slices.Clone(u.Relays)
+		return true
+	}
+	return false
 }
 
 // Filter is the inbound packet filter to enforce. Before the broker ever sent one it
@@ -97,6 +118,12 @@ func (m *PeerMap) Apply(u wire.MapUpdate) (changed bool) {
 	return changed
 }
 
+// ByID returns the peer with device ID id.
+func (m *PeerMap) ByID(id string) (wire.Device, bool) {
+	p, ok := m.peers[id]
+	return p, ok
+}
+
 // Clear drops every peer, as when the device is removed.
 func (m *PeerMap) Clear() { *m = PeerMap{} }
 
@@ -135,11 +162,12 @@ func (m *PeerMap) Find(q string) (wire.Device, bool) {
 }
 
 // WGPeers is the WireGuard configuration for the peers: each peer's mesh address as its
-// only allowed IP and an endpoint chosen by ChooseEndpoint. local lists this host's
-// connected subnets. Peers without a key or a mesh address are left out, and so is a
+// allowed IP, with the networks in extra for its key (routes.go: the virtual devices it
+// hosts, the routes this device sends through it), and an endpoint chosen by
+// ChooseEndpoint. local lists this host's connected subnets. Peers without a key or a mesh address are left out, and so is a
 // second peer claiming a key already used (the broker never sends one; a stale map
 // could).
-func (m *PeerMap) WGPeers(local []netip.Prefix) []mesh.Peer {
+func (m *PeerMap) WGPeers(local []netip.Prefix, extra map[wire.Key][]netip.Prefix) []mesh.Peer {
 	out := make([]mesh.Peer, 0, len(m.peers))
 	seen := map[wire.Key]bool{}
 	for _, p := range m.List() {
@@ -149,10 +177,33 @@ func (m *PeerMap) WGPeers(local []netip.Prefix) []mesh.Peer {
 		seen[p.PublicKey] = true
 		out = append(out, mesh.Peer{
 			PublicKey:           p.PublicKey,
-			AllowedIPs:          []netip.Prefix{netip.PrefixFrom(p.Address, p.Address.BitLen())},
+			AllowedIPs:          append([]netip.Prefix{netip.PrefixFrom(p.Address, p.Address.BitLen())}, extra[p.PublicKey]...),
 			Endpoint:            ChooseEndpoint(p.Endpoints, local),
+			Candidates:          candidates(p.Endpoints),
+			NAT:                 p.NAT,
 			PersistentKeepalive: persistentKeepalive,
 		})
+	}
+	return out
+}
+
+// candidates labels a peer's endpoints for path selection. The broker lists the address it
+// observed first, then the peer's public (reflexive) mappings, then the addresses of its
+// own interfaces; private addresses can only be LAN paths.
+func candidates(eps []netip.AddrPort) []mesh.Candidate {
+	out := make([]mesh.Candidate, 0, len(eps))
+	for i, ep := range eps {
+		if !ep.IsValid() {
+			continue
+		}
+		kind := mesh.CandidateReflexive
+		switch a := ep.Addr().Unmap(); {
+		case a.IsPrivate() || a.IsLinkLocalUnicast():
+			kind = mesh.CandidateLAN
+		case i == 0:
+			kind = mesh.CandidatePublic
+		}
+		out = append(out, mesh.Candidate{Addr: ep, Kind: kind})
 	}
 	return out
 }
@@ -191,14 +242,10 @@ func equalPeers(a, b map[string]wire.Device) bool {
 	return true
 }
 
-func equalDevice(a, b wire.Device) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Account == b.Account && a.FQDN == b.FQDN &&
-		a.PublicKey == b.PublicKey && a.Address == b.Address && a.Online == b.Online &&
-		slices.Equal(a.Endpoints, b.Endpoints)
-}
+func equalDevice(a, b wire.Device) bool { return reflect.DeepEqual(a, b) }
 
 func (m *PeerMap) clone() PeerMap {
-	c := PeerMap{Complete: m.Complete, filter: m.filter}
+	c := PeerMap{Complete: m.Complete, filter: m.filter, relays: m.relays, stun: m.stun}
 	for _, p := range m.peers {
 		c.set(p)
 	}

@@ -63,7 +63,7 @@ func TestPeerMapFullAndDeltas(t *testing.T) {
 		t.Fatal("key change not reported")
 	}
 	keys := map[wire.Key]bool{}
-	for _, p := range m.WGPeers(nil) {
+	for _, p := range m.WGPeers(nil, nil) {
 		keys[p.PublicKey] = true
 	}
 	if keys[b.PublicKey] || !keys[b2.PublicKey] || len(keys) != 3 {
@@ -107,7 +107,7 @@ func TestWGPeers(t *testing.T) {
 	var m PeerMap
 	m.Apply(wire.MapUpdate{Full: true, Peers: []wire.Device{a, nokey, dup}})
 	local := []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}
-	peers := m.WGPeers(local)
+	peers := m.WGPeers(local, nil)
 	if len(peers) != 1 {
 		t.Fatalf("got %d WireGuard peers, want 1 (no key and a duplicate key left out)", len(peers))
 	}

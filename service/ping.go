@@ -86,8 +86,14 @@ func (d *Daemon) pathTo(key wire.Key) string {
 	if err != nil {
 		return "unknown"
 	}
-	if ep := stats[key].Endpoint; ep.IsValid() {
-		return "direct " + ep.String()
+	st := stats[key]
+	switch {
+	case st.Path != "" && st.PathAddr.IsValid():
+		return st.Path + " " + st.PathAddr.String()
+	case st.Path != "":
+		return st.Path // a relay path names its relay
+	case st.Endpoint.IsValid(): // kernel WireGuard: no path selection, one endpoint
+		return "direct " + st.Endpoint.String()
 	}
 	return "direct (endpoint not known yet)"
 }

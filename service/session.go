@@ -3,23 +3,14 @@ package service
 import (
 	"context"
 	"errors"
-	"net/netip"
-	"slices"
 	"time"
 
-	"github.com/weftmesh/weft/mesh"
 	"github.com/weftmesh/weft/mesh/control"
 	"github.com/weftmesh/weft/wire"
 )
 
-const (
-	// endpointCheck is how often the host's addresses are looked at for changes.
-	endpointCheck = 5 * time.Second
-	// endpointRefresh is how often endpoints are reported even when unchanged.
-	endpointRefresh = 30 * time.Second
-	// saveEvery bounds how often map traffic rewrites state.json.
-	saveEvery = time.Second
-)
+// saveEvery bounds how often map traffic rewrites state.json.
+const saveEvery = time.Second
 
 var errSessionOver = errors.New("tunnel session ended")
 
@@ -49,6 +40,12 @@ func (d *Daemon) onUpdate(s *session, u wire.MapUpdate) error {
 			return err
 		}
 	}
+	if d.peers.ApplyTraversal(u) {
+		save = true
+		if tr, ok := d.engine.(traversal); ok {
+			tr.SetRelays(d.peers.Relays())
+		}
+	}
 	if d.peers.Apply(u) || d.enginePeersStale {
 		save = true
 		if err := d.pushPeersLocked(); err != nil {
@@ -60,6 +57,7 @@ func (d *Daemon) onUpdate(s *session, u wire.MapUpdate) error {
 	if save {
 		d.requestSave()
 		d.changed()
+		s.net.poke() // routes and gateway rules follow the map
 	}
 	return nil
 }
@@ -102,39 +100,12 @@ func (d *Daemon) revoke(s *session, reason string) {
 			d.log.Warn("drop peers", "err", err)
 		}
 	}
+	s.net.close()
 	closeTunnel(d.log, eng, fw)
 	if err := d.persist(); err != nil {
 		d.log.Error("save revoked state", "err", err)
 	}
 	d.changed()
-}
-
-// reportEndpoints tells the broker this host's endpoint candidates when they change and
-// every endpointRefresh, until ctx is done.
-func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, port int) {
-	var last []netip.AddrPort
-	var lastSent time.Time
-	t := time.NewTicker(endpointCheck)
-	defer t.Stop()
-	for {
-		eps := mesh.LocalEndpoints(port, meshRange)
-		if lastSent.IsZero() || !slices.Equal(eps, last) || time.Since(lastSent) >= endpointRefresh {
-			if err := c.UpdateEndpoints(ctx, port, eps); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				// The map stream reports the broker's reachability; this retries soon.
-				d.log.Debug("report endpoints", "err", err)
-			} else {
-				last, lastSent = eps, time.Now()
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // requestSave asks the saver to write state.json soon. It never blocks.

@@ -29,6 +29,8 @@ type State struct {
 	WantedUp bool `json:"wanted_up"`
 	// Revoked is the broker's reason, once it removed this device.
 	Revoked string `json:"revoked,omitempty"`
+	// GatewayRoutes are the routes the user chose to send through gateways (routes.go).
+	GatewayRoutes []gatewayChoice `json:"gateway_routes,omitempty"`
 }
 
 // SavedMap is the last map from the broker.
@@ -38,6 +40,9 @@ type SavedMap struct {
 	// Filter is the last inbound packet filter the broker sent; it stays enforced while
 	// the broker is unreachable and across restarts (fail closed).
 	Filter *wire.PacketFilter `json:"filter,omitempty"`
+	// Relays and STUN let a restarted device use the relays before the broker answers.
+	Relays []wire.RelayInfo `json:"relays,omitempty"`
+	STUN   []string         `json:"stun,omitempty"`
 }
 
 // validate catches a state file that parses but cannot be acted on.

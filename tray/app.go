@@ -33,8 +33,8 @@ type API interface {
 	Logout(ctx context.Context) (wire.Status, error)
 }
 
-// GatewayAPI lists and picks gateways, as weft gateway use does. weftd does not offer it
-// yet; with a nil GatewayAPI the picker stays disabled.
+// GatewayAPI lists and picks gateways, as weft gateway use does (LocalGateways, over
+// weftd's local API); with a nil GatewayAPI the picker stays disabled.
 type GatewayAPI interface {
 	Gateways(ctx context.Context) (Gateways, error)
 	UseGateway(ctx context.Context, id string) error

@@ -14,6 +14,9 @@ import (
 //	  (an up without credentials starts one). Additive: older clients ignore them.
 //	  + broker (2026-11-26): the broker URL and CA of a logged-in device, for clients
 //	  (weft-tray) that talk to the broker's account API themselves.
+//	  + gateways and virtual devices (2026-11-26): advertise routes, list gateways, choose
+//	  (use) and clear the gateway per route, add, list and remove virtual devices;
+//	  Status.GatewayRoutes. Additive.
 const LocalAPIVersion = 1
 
 // Local API paths.
@@ -25,6 +28,15 @@ const (
 	LocalPathPing   = "/local/v1/ping"   // POST PingRequest: PingResult
 	LocalPathEvents = "/local/v1/events" // GET: stream of Event, one JSON object per line
 	LocalPathBroker = "/local/v1/broker" // GET: LocalBroker (404 while not logged in)
+
+	// Gateways and virtual devices (local_gateway.go).
+	LocalPathGateways         = "/local/v1/gateways"           // GET: Gateways
+	LocalPathGatewayAdvertise = "/local/v1/gateways/advertise" // POST RoutesRequest: RoutesResponse
+	LocalPathGatewayUse       = "/local/v1/gateways/use"       // POST GatewayUseRequest: Gateways
+	LocalPathGatewayClear     = "/local/v1/gateways/clear"     // POST GatewayClearRequest: Gateways
+	LocalPathVDevs            = "/local/v1/vdevs"              // GET: VDevList
+	LocalPathVDevAdd          = "/local/v1/vdevs/add"          // POST VDevRequest: VDevResponse
+	LocalPathVDevRemove       = "/local/v1/vdevs/remove"       // POST VDevRemoveRequest: VDevList
 )
 
 // LocalBroker is the broker a logged-in device belongs to: what a local client needs to
@@ -71,6 +83,10 @@ type Status struct {
 	LoginURL string `json:"login_url,omitempty"`
 	// LoginError says why the last browser login ended without registering the device.
 	LoginError string `json:"login_error,omitempty"`
+	// GatewayRoutes are the routes this device chose to send through a gateway (weft
+	// gateway use), whether in use now or not. Gateways are the peers with approved
+	// Routes; virtual devices are the peers of KindVirtual.
+	GatewayRoutes []RouteChoice `json:"gateway_routes,omitempty"`
 }
 
 // PeerStatus is one peer with its live tunnel state.

@@ -96,6 +96,7 @@ func run(o options) error {
 	return tray.RunSystray(func(view tray.View, quit func()) *tray.App {
 		return tray.NewApp(tray.AppConfig{
 			API:         weftd,
+			Gateways:    tray.LocalGateways{Local: weftd},
 			Account:     &tray.AccountClient{Broker: weftd.Broker},
 			Desktop:     tray.SystemDesktop{},
 			Sessions:    tray.Keyring{},

@@ -25,6 +25,11 @@ commands:
   down
   status [--json]
   ping PEER [-c N]
+  gateway advertise CIDR… | --none
+  gateway list [--json]
+  gateway use DEVICE [--route CIDR]
+  gateway clear [DEVICE] [--route CIDR]
+  vdev add NAME --lan-ip IP | list [--json] | remove NAME
   logout
   version`
 
@@ -78,6 +83,10 @@ func run(ctx context.Context, args []string, e *env) int {
 		err = cmdStatus(ctx, e, rest)
 	case "ping":
 		err = cmdPing(ctx, e, rest)
+	case "gateway":
+		err = cmdGateway(ctx, e, rest)
+	case "vdev":
+		err = cmdVDev(ctx, e, rest)
 	case "logout":
 		err = cmdLogout(ctx, e, rest)
 	case "version":

@@ -86,14 +86,21 @@ func printStatus(w io.Writer, st wire.Status, now time.Time) {
 		}
 		fmt.Fprintln(w)
 	}
-	if len(st.Peers) == 0 {
+	peers := tunnelPeers(st.Peers)
+	if len(peers) == 0 {
 		fmt.Fprintln(w, "no peers")
-		return
+	} else {
+		printPeers(w, peers, now)
 	}
+	printGateways(w, st) // status_gateways.go
+}
+
+// printPeers prints the table of peers with a tunnel, and why any is not on a direct path.
+func printPeers(w io.Writer, peers []wire.PeerStatus, now time.Time) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMESH IP\tPATH\tENDPOINT\tRTT\tHANDSHAKE\tRX\tTX\tONLINE")
-	for _, p := range st.Peers {
+	for _, p := range peers {
 		endpoint := "-"
 		if p.Endpoint.IsValid() {
 			endpoint = p.Endpoint.String()
@@ -111,7 +118,7 @@ func printStatus(w io.Writer, st wire.Status, now time.Time) {
 	}
 	tw.Flush()
 	// Say why a peer is not on a direct path, as users of other meshes have to guess.
-	for _, p := range st.Peers {
+	for _, p := range peers {
 		if p.PathReason != "" && !strings.HasPrefix(p.Path, wire.PathDirect) {
 			fmt.Fprintf(w, "%s: %s (%s)\n", p.Name, orDash(p.Path), p.PathReason)
 		}

@@ -295,22 +295,15 @@ const (
 func StartRelay(t netlab.TB, bins Binaries, h *netlab.Host, b *Broker, name string) *Relay {
 	t.Helper()
 	r := &Relay{Host: h, Data: filepath.Join(t.TempDir(), "relay")}
+	// The key is made first, so serve and the key registered with the broker are one.
+	out, err := run(nil, h, bins.path("weft-relay"), "key", "--data", r.Data)
+	if err != nil {
+		t.Fatalf("weft-relay key: %v", err)
+	}
+	r.Key = strings.TrimSpace(out)
 	r.Proc = h.Start(bins.path("weft-relay"), "serve", "--data", r.Data,
 		"--listen-udp", fmt.Sprintf("%s:%d", h.Addr(), RelayUDPPort),
 		"--listen-tls", fmt.Sprintf("%s:%d", h.Addr(), RelayTLSPort))
-	Eventually(t, 20*time.Second, "relay key", func() error {
-		select {
-		case <-r.Proc.Done():
-			return fmt.Errorf("weft-relay exited: %s", r.Proc.Log())
-		default:
-		}
-		out, err := run(nil, h, bins.path("weft-relay"), "key", "--data", r.Data)
-		if err != nil {
-			return err
-		}
-		r.Key = strings.TrimSpace(out)
-		return nil
-	})
 	b.MustAdmin("relay", "add", "--global", name,
 		"--udp", fmt.Sprintf("%s:%d", h.Addr(), RelayUDPPort),
 		"--tls", fmt.Sprintf("%s:%d", h.Addr(), RelayTLSPort), "--key", r.Key)

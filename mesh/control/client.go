@@ -159,12 +159,18 @@ func (c *Client) Register(ctx context.Context, req wire.RegisterRequest) (wire.D
 	return resp.Device, nil
 }
 
-// UpdateEndpoints replaces the device's reported endpoint candidates.
-func (c *Client) UpdateEndpoints(ctx context.Context, listenPort int, eps []netip.AddrPort) error {
-	if eps == nil {
-		eps = []netip.AddrPort{}
+// UpdateEndpoints replaces the device's reported endpoint candidates: its LAN endpoints,
+// and, when known, its public (reflexive) mappings and NAT behaviour.
+func (c *Client) UpdateEndpoints(ctx context.Context, req wire.EndpointsRequest) error {
+	if req.Endpoints == nil {
+		req.Endpoints = []netip.AddrPort{}
 	}
-	return c.authedCall(ctx, wire.PathEndpoints, wire.EndpointsRequest{ListenPort: listenPort, Endpoints: eps})
+	return c.authedCall(ctx, wire.PathEndpoints, req)
+}
+
+// Punch asks the broker to have this device and peer start probing each other at once.
+func (c *Client) Punch(ctx context.Context, peerID string) error {
+	return c.authedCall(ctx, wire.PathPunch, wire.PunchRequest{PeerID: peerID})
 }
 
 // Logout removes this device from its account.

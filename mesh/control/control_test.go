@@ -56,7 +56,7 @@ func TestRegisterEndpointsLogout(t *testing.T) {
 	}
 
 	eps := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:51820")}
-	if err := c.UpdateEndpoints(ctx, 51820, eps); err != nil {
+	if err := c.UpdateEndpoints(ctx, wire.EndpointsRequest{ListenPort: 51820, Endpoints: eps}); err != nil {
 		t.Fatalf("update endpoints: %v", err)
 	}
 	got := b.Endpoints()

@@ -1,0 +1,223 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/weftmesh/weft/mesh/relayclient"
+	"github.com/weftmesh/weft/wire"
+)
+
+// Relay connection timing.
+const (
+	relayDialTimeout = 5 * time.Second // per relay and transport: UDP, then TLS
+	relayMaxBackoff  = 30 * time.Second
+	relayBufSize     = 4096 // a relayed WireGuard packet is at most the path MTU
+	relayBatch       = 64
+)
+
+// RelayConn is a connection to a relay as the engine uses it; *relayclient.Conn is one.
+// It re-establishes itself after failures until Close.
+type RelayConn interface {
+	Send(dst wire.Key, pkt []byte) error
+	// RecvBatch blocks for at least one packet and copies up to len(bufs) of them; after
+	// Close it fails.
+	RecvBatch(bufs [][]byte, sizes []int, srcs []wire.Key) (int, error)
+	Status() relayclient.Status
+	// Reconnect re-makes the connection from the current network.
+	Reconnect()
+	Close() error
+}
+
+// RelayDialer connects to relay r as the device with private key priv.
+type RelayDialer func(ctx context.Context, r wire.RelayInfo, priv wire.Key) (RelayConn, error)
+
+// relayRun is the running relay connection manager, guarded by Engine.relayMu.
+type relayRun struct {
+	list   []wire.RelayInfo
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the manager returned
+	conn   RelayConn     // the connection in use; nil while dialing
+	info   wire.RelayInfo
+}
+
+// SetRelays sets the relays this device may use, best first (as the broker orders them:
+// the account's private relays, then global ones). The engine connects to the first that
+// answers, in the background, and sends there the packets of peers without a direct
+// path; an empty list drops the relay. The same list again changes nothing.
+func (e *Engine) SetRelays(relays []wire.RelayInfo) {
+	e.relayOp.Lock()
+	defer e.relayOp.Unlock()
+	e.relayMu.Lock()
+	same := slices.Equal(relays, e.relay.list) && (len(relays) == 0 || e.relay.cancel != nil)
+	e.relayMu.Unlock()
+	if same {
+		return
+	}
+	e.stopRelayLocked()
+	if len(relays) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	e.relayMu.Lock()
+	e.relay = relayRun{list: slices.Clone(relays), cancel: cancel, done: done}
+	e.relayMu.Unlock()
+	go e.runRelays(ctx, slices.Clone(relays), done)
+}
+
+// stopRelay ends the relay connection for good (Close).
+func (e *Engine) stopRelay() {
+	e.relayOp.Lock()
+	defer e.relayOp.Unlock()
+	e.stopRelayLocked()
+}
+
+// stopRelayLocked ends the running manager, if any. The caller holds relayOp.
+func (e *Engine) stopRelayLocked() {
+	e.relayMu.Lock()
+	run := e.relay
+	e.relay = relayRun{}
+	e.relayMu.Unlock()
+	if run.cancel != nil {
+		run.cancel()
+		<-run.done
+	}
+}
+
+// relayStatus says whether a relay is connected now, and its name.
+func (e *Engine) relayStatus() (bool, string) {
+	e.relayMu.Lock()
+	defer e.relayMu.Unlock()
+	if e.relay.conn == nil || !e.relay.conn.Status().Connected {
+		return false, ""
+	}
+	return true, e.relay.info.Name
+}
+
+// reconnectRelay re-makes the relay connection after a network change.
+func (e *Engine) reconnectRelay() {
+	e.relayMu.Lock()
+	defer e.relayMu.Unlock()
+	if e.relay.conn != nil {
+		e.relay.conn.Reconnect()
+	}
+}
+
+func (e *Engine) setRelayConn(c RelayConn, info wire.RelayInfo) {
+	e.relayMu.Lock()
+	e.relay.conn, e.relay.info = c, info
+	e.relayMu.Unlock()
+	if c == nil {
+		e.bind.SetRelay(nil)
+	} else {
+		e.bind.SetRelay(c)
+	}
+	e.poke()
+}
+
+// runRelays keeps a connection to the first relay of list that answers until ctx ends.
+func (e *Engine) runRelays(ctx context.Context, list []wire.RelayInfo, done chan struct{}) {
+	defer close(done)
+	backoff := time.Second
+	for {
+		c, info, err := e.dialFirst(ctx, list)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Warn("no relay reachable; retrying", "in", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, relayMaxBackoff)
+			continue
+		}
+		backoff = time.Second
+		e.log.Info("relay connected", "relay", info.Name)
+		e.setRelayConn(c, info)
+		e.readRelay(ctx, c)
+		e.setRelayConn(nil, wire.RelayInfo{})
+		c.Close()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (e *Engine) dialFirst(ctx context.Context, list []wire.RelayInfo) (RelayConn, wire.RelayInfo, error) {
+	var errs []error
+	for _, r := range list {
+		c, err := e.dial(ctx, r, e.priv)
+		if err == nil {
+			return c, r, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, wire.RelayInfo{}, errors.Join(errs...)
+}
+
+// readRelay hands every packet the relay delivers to the bind until the connection is
+// closed (by ctx ending, or for good).
+func (e *Engine) readRelay(ctx context.Context, c RelayConn) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	bufs := make([][]byte, relayBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, relayBufSize)
+	}
+	sizes := make([]int, relayBatch)
+	srcs := make([]wire.Key, relayBatch)
+	for {
+		n, err := c.RecvBatch(bufs, sizes, srcs)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("relay connection ended", "err", err)
+			}
+			return
+		}
+		for i := range n {
+			e.bind.DeliverRelay(srcs[i], bufs[i][:sizes[i]])
+		}
+	}
+}
+
+// dialRelayClient connects with relayclient: over UDP, else TLS (for networks that
+// block UDP), each attempt bounded by relayDialTimeout.
+func (e *Engine) dialRelayClient(ctx context.Context, r wire.RelayInfo, priv wire.Key) (RelayConn, error) {
+	var errs []error
+	log := e.log.With("component", "relay", "relay", r.Name)
+	try := func(cfg relayclient.Config) (RelayConn, error) {
+		dctx, cancel := context.WithTimeout(ctx, relayDialTimeout)
+		defer cancel()
+		cfg.RelayKey, cfg.PrivateKey, cfg.Logger = r.PublicKey, priv, log
+		return relayclient.Dial(dctx, cfg)
+	}
+	if r.UDP != "" {
+		c, err := try(relayclient.Config{UDPAddr: r.UDP})
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, fmt.Errorf("UDP %s: %w", r.UDP, err))
+	}
+	if r.TLS != "" && ctx.Err() == nil {
+		c, err := try(relayclient.Config{URL: "https://" + r.TLS, Proxy: http.ProxyFromEnvironment})
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, fmt.Errorf("TLS %s: %w", r.TLS, err))
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("relay %s: no UDP or TLS address", r.Name)
+	}
+	return nil, fmt.Errorf("relay %s: %w", r.Name, errors.Join(errs...))
+}

@@ -1,0 +1,735 @@
+// Package paths chooses, per peer, the path WireGuard packets take — a direct address or
+// the relay — from disco pings and pongs. It does no I/O and reads no clock: callers feed
+// it events with the time they happened and send the disco messages it returns
+// (docs/NAT-TRAVERSAL.md, "Path selection").
+package paths
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/weftmesh/weft/mesh/disco"
+	"github.com/weftmesh/weft/wire"
+)
+
+// Timing of probing and path keeping.
+const (
+	// BurstInterval is the gap between probing rounds in a burst.
+	BurstInterval = 200 * time.Millisecond
+	// BurstLength is how long a full burst (new peer, punch, lost path) probes.
+	BurstLength = 2 * time.Second
+	// shortBurst is a later round of probing: the open-mapping round and two pings.
+	shortBurst = 2*BurstInterval + time.Millisecond
+	// FirstBackoff and MaxBackoff bound the gaps between bursts while nothing direct works.
+	FirstBackoff = time.Second
+	MaxBackoff   = 30 * time.Second
+	// UpgradeInterval is how often a peer on a public direct path or the relay probes its
+	// other candidates for a better path.
+	UpgradeInterval = 30 * time.Second
+	// ActiveWindow: a peer is active while data was sent to it this recently.
+	ActiveWindow = 5 * time.Second
+	// ActivePing and IdlePing are how often the current direct path is pinged.
+	ActivePing = 500 * time.Millisecond
+	IdlePing   = 10 * time.Second
+	// DeadAfter without a pong while pinging declares the current direct path dead.
+	DeadAfter = 1500 * time.Millisecond
+	// TrustWindow is how long a pong vouches for a path that is not the current one.
+	TrustWindow = 6500 * time.Millisecond
+	// RelayPing is how often the relay path's round trip is measured while it is in use.
+	RelayPing = 10 * time.Second
+	// pingTimeout forgets an unanswered ping.
+	pingTimeout = 5 * time.Second
+	// learnedTTL forgets a learned address nothing was heard from for this long.
+	learnedTTL = 2 * time.Minute
+	// reflexiveTTL forgets an address peers saw us at after this long.
+	reflexiveTTL = 10 * time.Minute
+	// callMeMaybeEvery rate-limits bursts that a peer's call-me-maybe or ping starts.
+	callMeMaybeEvery = time.Second
+	// pingBackEvery rate-limits pinging an unconfirmed address back when its pings come.
+	pingBackEvery = 20 * time.Millisecond
+)
+
+// Bounds on what a peer (or a misbehaving one) can make the manager hold.
+const (
+	maxCandidates = 16 // from the map
+	maxLearned    = 8  // learned from pings, pongs and call-me-maybe
+	maxReflexive  = 8
+)
+
+// DefaultOpenTTL is the IP TTL of the first probe to a candidate: it leaves the device's own
+// router, opening the mapping there, and dies before the peer's router (see "NAT traps
+// handled" in docs/NAT-TRAVERSAL.md).
+const DefaultOpenTTL = 2
+
+// NAT values peers and this device report (wire.NAT* constants).
+const (
+	natSymmetric  = wire.NATSymmetric
+	natUDPBlocked = wire.NATUDPBlocked
+)
+
+// Kind is the kind of a path.
+type Kind uint8
+
+const (
+	None      Kind = iota // nothing: no direct address answered and no relay is available
+	Relay                 // through the relay
+	Direct                // a direct public address
+	DirectLAN             // a direct address on a shared LAN
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Relay:
+		return "relay"
+	case Direct:
+		return "direct"
+	case DirectLAN:
+		return "direct lan"
+	}
+	return "none"
+}
+
+// Path is where a peer's packets go now.
+type Path struct {
+	Kind Kind
+	Addr netip.AddrPort // the address of a direct path
+	RTT  time.Duration  // the path's last measured round trip; 0 when not measured
+}
+
+// Candidate is an address a peer may be reached at.
+type Candidate struct {
+	Addr netip.AddrPort
+	LAN  bool // the peer's own LAN address: a path to it is "direct lan"
+}
+
+// Peer is a peer as the broker's map describes it.
+type Peer struct {
+	Key        wire.Key
+	Candidates []Candidate
+	NAT        string // what the peer reported of its NAT (a wire.NAT* value)
+}
+
+// Self is what the manager knows of this device.
+type Self struct {
+	// Endpoints are advertised to peers in call-me-maybe: LAN and STUN-learned addresses of
+	// the WireGuard socket. Addresses peers reported seeing us at are added to them.
+	Endpoints []netip.AddrPort
+	NAT       string // a wire.NAT* value
+}
+
+// Send is one disco message the caller should send.
+type Send struct {
+	Peer wire.Key
+	To   netip.AddrPort // the destination; invalid means through the relay
+	TTL  int            // when > 0, the IP TTL (hop limit) for this one packet
+	Msg  disco.Message
+}
+
+// CandidateState describes a candidate, for status and for mapping received packets.
+type CandidateState struct {
+	Addr      netip.AddrPort
+	LAN       bool
+	Learned   bool // learned from traffic, not from the map
+	Confirmed bool // answered a ping and not declared dead since
+	Current   bool
+	RTT       time.Duration
+}
+
+// Config tunes a Manager.
+type Config struct {
+	// NewTxID makes ping transaction IDs; nil means disco.NewTxID. Tests inject a counter.
+	NewTxID func() disco.TxID
+	// OpenTTL is the TTL of the open-mapping probe; 0 means DefaultOpenTTL, negative
+	// sends no such probe.
+	OpenTTL int
+}
+
+// Manager keeps every peer's path state. It is not safe for concurrent use: the caller
+// serialises calls.
+type Manager struct {
+	newTxID   func() disco.TxID
+	openTTL   int
+	relay     bool
+	self      Self
+	now       time.Time // the latest time any input carried
+	peers     map[wire.Key]*peer
+	pending   map[disco.TxID]pending
+	reflexive map[netip.AddrPort]time.Time // where peers saw our pings come from
+	changed   map[wire.Key]bool
+}
+
+type pending struct {
+	peer wire.Key
+	to   netip.AddrPort // invalid: through the relay
+	sent time.Time
+}
+
+// New returns an empty Manager.
+func New(cfg Config) *Manager {
+	m := &Manager{
+		newTxID:   cfg.NewTxID,
+		openTTL:   cfg.OpenTTL,
+		peers:     map[wire.Key]*peer{},
+		pending:   map[disco.TxID]pending{},
+		reflexive: map[netip.AddrPort]time.Time{},
+		changed:   map[wire.Key]bool{},
+	}
+	if m.newTxID == nil {
+		m.newTxID = disco.NewTxID
+	}
+	if m.openTTL == 0 {
+		m.openTTL = DefaultOpenTTL
+	}
+	return m
+}
+
+func (m *Manager) at(now time.Time) {
+	if now.After(m.now) {
+		m.now = now
+	}
+}
+
+// SetPeers makes the peer set exactly peers. New peers start with the relay (if any) and a
+// burst of probes; new candidates of known peers are probed at once; peers not listed are
+// forgotten.
+func (m *Manager) SetPeers(peers []Peer, now time.Time) []Send {
+	m.at(now)
+	var out []Send
+	want := make(map[wire.Key]bool, len(peers))
+	for _, pp := range peers {
+		want[pp.Key] = true
+		p, ok := m.peers[pp.Key]
+		if !ok {
+			p = &peer{key: pp.Key, backoff: FirstBackoff}
+			m.peers[pp.Key] = p
+			p.nat = pp.NAT
+			p.setCandidates(pp.Candidates, now)
+			m.changed[p.key] = true
+			m.startBurst(p, now, BurstLength, true)
+			out = m.round(p, now, out)
+			continue
+		}
+		p.nat = pp.NAT
+		if p.setCandidates(pp.Candidates, now) {
+			m.changed[p.key] = true
+			if p.cur == nil {
+				m.startBurst(p, now, BurstLength, true)
+			} else if !p.cur.lan {
+				m.startBurst(p, now, shortBurst, false)
+			}
+			out = m.round(p, now, out)
+		}
+		m.update(p, now)
+	}
+	for k := range m.peers {
+		if !want[k] {
+			delete(m.peers, k)
+			m.changed[k] = true
+		}
+	}
+	return out
+}
+
+// SetRelay says whether a relay is available to carry packets of peers without a
+// direct path.
+func (m *Manager) SetRelay(ok bool) {
+	if ok == m.relay {
+		return
+	}
+	m.relay = ok
+	for _, p := range m.peers {
+		if p.cur == nil {
+			m.changed[p.key] = true
+		}
+	}
+}
+
+// SetSelf updates what the manager knows of this device.
+func (m *Manager) SetSelf(s Self) {
+	m.self = Self{Endpoints: slices.Clone(s.Endpoints), NAT: s.NAT}
+}
+
+// Punch starts probing peer now, as the broker asks both sides of a pair to at once.
+func (m *Manager) Punch(key wire.Key, now time.Time) []Send {
+	m.at(now)
+	p := m.peers[key]
+	if p == nil {
+		return nil
+	}
+	m.startBurst(p, now, BurstLength, true)
+	return m.round(p, now, nil)
+}
+
+// Rebind re-probes every peer after this device's network changed: current direct paths
+// must answer within DeadAfter or are dropped; addresses peers saw us at are forgotten.
+func (m *Manager) Rebind(now time.Time) []Send {
+	m.at(now)
+	clear(m.reflexive)
+	var out []Send
+	for _, k := range m.sortedKeys() {
+		p := m.peers[k]
+		if p.cur != nil && p.cur.expectBy.IsZero() {
+			p.cur.expectBy = now.Add(DeadAfter)
+		}
+		m.startBurst(p, now, BurstLength, true)
+		out = m.round(p, now, out)
+	}
+	return out
+}
+
+// PathFailed reports that sending on peer's current direct path failed locally (no route,
+// network unreachable): the path is dropped at once.
+func (m *Manager) PathFailed(key wire.Key, now time.Time) []Send {
+	m.at(now)
+	p := m.peers[key]
+	if p == nil || p.cur == nil {
+		return nil
+	}
+	m.lose(p, now)
+	return m.round(p, now, nil)
+}
+
+// DataSent records that WireGuard sent packets to peer at time at: while data flows the
+// current direct path is pinged every ActivePing, so a black hole is noticed within DeadAfter.
+func (m *Manager) DataSent(key wire.Key, at time.Time) {
+	p := m.peers[key]
+	if p == nil || !at.After(p.dataAt) {
+		return
+	}
+	p.dataAt = at
+}
+
+// Tick does what is due at now: probing rounds, pings on current paths, declaring silent
+// paths dead. Call it every few tens of milliseconds while Busy, else about once a second.
+func (m *Manager) Tick(now time.Time) []Send {
+	m.at(now)
+	for tx, pd := range m.pending {
+		if now.Sub(pd.sent) > pingTimeout {
+			delete(m.pending, tx)
+		}
+	}
+	for a, t := range m.reflexive {
+		if now.Sub(t) > reflexiveTTL {
+			delete(m.reflexive, a)
+		}
+	}
+	var out []Send
+	for _, k := range m.sortedKeys() {
+		out = m.tickPeer(m.peers[k], now, out)
+	}
+	return out
+}
+
+func (m *Manager) tickPeer(p *peer, now time.Time, out []Send) []Send {
+	if p.expireLearned(now) {
+		m.changed[p.key] = true
+	}
+	if c := p.cur; c != nil && !c.expectBy.IsZero() && !now.Before(c.expectBy) {
+		m.lose(p, now)
+	}
+	if c := p.cur; c != nil {
+		interval := IdlePing
+		if p.active(now) || !c.expectBy.IsZero() {
+			interval = ActivePing
+		}
+		if now.Sub(c.lastPing) >= interval {
+			out = m.ping(p, c, now, 0, out)
+		}
+	} else if m.relay && now.Sub(p.lastRelayPing) >= RelayPing {
+		out = m.pingRelay(p, now, out)
+	}
+	if !p.nextRound.IsZero() && !now.Before(p.nextRound) {
+		out = m.round(p, now, out)
+	}
+	m.update(p, now)
+	return out
+}
+
+// HandlePing answers a ping from peer that arrived from via (invalid: through the relay),
+// learns via as an address of the peer, and probes it back.
+func (m *Manager) HandlePing(key wire.Key, via netip.AddrPort, tx disco.TxID, now time.Time) []Send {
+	m.at(now)
+	p := m.peers[key]
+	if p == nil {
+		return nil
+	}
+	out := []Send{{Peer: key, To: via, Msg: &disco.Pong{TxID: tx, Src: via}}}
+	if !via.IsValid() {
+		return out
+	}
+	c, added := p.learn(via, now)
+	if c == nil {
+		return out
+	}
+	if added {
+		m.changed[key] = true
+	}
+	// A ping got here from via, so our side lets packets from it in: probe it at once,
+	// without the open-mapping probe (a probe sent earlier may have arrived before the
+	// peer knew us, and WireGuard's first packets wait for a confirmed path).
+	c.opened = true
+	if !c.confirmed && now.Sub(c.lastPing) >= pingBackEvery {
+		out = m.ping(p, c, now, 0, out)
+	}
+	if p.cur == nil && !p.bursting(now) && now.Sub(p.lastTriggered) >= callMeMaybeEvery {
+		p.lastTriggered = now
+		m.startBurst(p, now, BurstLength, false)
+	}
+	return out
+}
+
+// HandlePong takes peer's answer to one of our pings, which arrived from via, and observed
+// (where the peer saw the ping come from). A pong for no ping of ours is ignored.
+func (m *Manager) HandlePong(key wire.Key, via netip.AddrPort, tx disco.TxID, observed netip.AddrPort, now time.Time) []Send {
+	m.at(now)
+	pd, ok := m.pending[tx]
+	if !ok || pd.peer != key {
+		return nil
+	}
+	delete(m.pending, tx)
+	p := m.peers[key]
+	if p == nil {
+		return nil
+	}
+	rtt := max(now.Sub(pd.sent), 0)
+	if !pd.to.IsValid() {
+		p.relayRTT = rtt
+		return nil
+	}
+	if observed.IsValid() {
+		m.learnReflexive(observed, now)
+	}
+	c := p.find(pd.to)
+	if c == nil {
+		return nil
+	}
+	c.rtt, c.lastPong, c.confirmed, c.expectBy = rtt, now, true, time.Time{}
+	c.lastSeen = now
+	var out []Send
+	if via.IsValid() && via != pd.to {
+		// The answer came from elsewhere than we asked (the peer's NAT maps per
+		// destination): that address is the peer's too.
+		if vc, added := p.learn(via, now); added {
+			m.changed[key] = true
+			vc.opened = true
+			out = m.ping(p, vc, now, 0, out)
+		}
+	}
+	m.update(p, now)
+	return out
+}
+
+// HandleCallMeMaybe takes the endpoints peer says it can be reached at and probes them:
+// the peer is probing us at the same moment.
+func (m *Manager) HandleCallMeMaybe(key wire.Key, endpoints []netip.AddrPort, now time.Time) []Send {
+	m.at(now)
+	p := m.peers[key]
+	if p == nil {
+		return nil
+	}
+	for _, ep := range endpoints {
+		if _, added := p.learn(ep, now); added {
+			m.changed[key] = true
+		}
+	}
+	if now.Sub(p.lastTriggered) < callMeMaybeEvery && p.bursting(now) {
+		return nil
+	}
+	p.lastTriggered = now
+	length := BurstLength
+	if p.cur != nil {
+		length = shortBurst
+	}
+	m.startBurst(p, now, length, false)
+	return m.round(p, now, nil)
+}
+
+// Path is where peer's packets go now.
+func (m *Manager) Path(key wire.Key) Path {
+	if p := m.peers[key]; p != nil {
+		return m.path(p)
+	}
+	return Path{}
+}
+
+func (m *Manager) path(p *peer) Path {
+	switch {
+	case p.cur != nil:
+		k := Direct
+		if p.cur.lan {
+			k = DirectLAN
+		}
+		return Path{Kind: k, Addr: p.cur.addr, RTT: p.cur.rtt}
+	case m.relay:
+		return Path{Kind: Relay, RTT: p.relayRTT}
+	}
+	return Path{}
+}
+
+// Reason says why peer has no direct path ("" when it has one).
+func (m *Manager) Reason(key wire.Key) string {
+	p := m.peers[key]
+	if p == nil || p.cur != nil {
+		return ""
+	}
+	selfSym, peerSym := m.self.NAT == natSymmetric, p.nat == natSymmetric
+	switch {
+	case m.self.NAT == natUDPBlocked:
+		return "UDP blocked here"
+	case !p.lostAt.IsZero() && p.bursting(m.now):
+		return "direct path stopped answering; probing again"
+	case !p.probed:
+		return "still probing"
+	case len(p.cands) == 0:
+		return "no known address for the peer"
+	case selfSym && peerSym:
+		return "both behind symmetric NAT"
+	case peerSym:
+		return "peer behind symmetric NAT"
+	case selfSym:
+		return "behind symmetric NAT here"
+	}
+	return "no direct path answered"
+}
+
+// Candidates describes peer's candidates, map ones first.
+func (m *Manager) Candidates(key wire.Key) []CandidateState {
+	p := m.peers[key]
+	if p == nil {
+		return nil
+	}
+	out := make([]CandidateState, 0, len(p.cands))
+	for _, c := range p.cands {
+		out = append(out, CandidateState{Addr: c.addr, LAN: c.lan, Learned: c.learned,
+			Confirmed: c.confirmed, Current: c == p.cur, RTT: c.rtt})
+	}
+	return out
+}
+
+// Reflexive lists the addresses peers saw this device's pings come from (its public
+// mappings as they really are), most recent first: for the broker.
+func (m *Manager) Reflexive() []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(m.reflexive))
+	for a := range m.reflexive {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int {
+		return cmp.Or(m.reflexive[b].Compare(m.reflexive[a]), a.Compare(b))
+	})
+	return out
+}
+
+// TakeChanged returns the peers whose path or candidate set changed (or that were added or
+// removed) since the last call.
+func (m *Manager) TakeChanged() []wire.Key {
+	if len(m.changed) == 0 {
+		return nil
+	}
+	out := make([]wire.Key, 0, len(m.changed))
+	for k := range m.changed {
+		out = append(out, k)
+	}
+	clear(m.changed)
+	slices.SortFunc(out, compareKeys)
+	return out
+}
+
+// Busy reports whether anything is due soon: a burst, a path being checked, data flowing,
+// a ping awaiting its pong. While it is not, ticking once a second is enough.
+func (m *Manager) Busy() bool {
+	if len(m.pending) > 0 {
+		return true
+	}
+	for _, p := range m.peers {
+		if p.bursting(m.now) || p.active(m.now) || (p.cur != nil && !p.cur.expectBy.IsZero()) {
+			return true
+		}
+	}
+	return false
+}
+
+// startBurst probes p every BurstInterval for length from now. withCall also asks the peer
+// (through the relay) to probe us at the same time. The first round opens our own NAT
+// mappings with TTL-limited probes; real pings follow a round later, by when the peer has
+// opened its own.
+func (m *Manager) startBurst(p *peer, now time.Time, length time.Duration, withCall bool) {
+	if !p.bursting(now) {
+		p.burstStart = now
+	}
+	if end := now.Add(length); end.After(p.burstUntil) {
+		p.burstUntil = end
+	}
+	p.nextRound = now
+	p.callPending = p.callPending || withCall
+}
+
+// round sends one probing round to p and schedules the next.
+func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
+	if p.lastRound.Before(p.burstStart) {
+		// The first round of a burst re-opens our mappings towards every candidate that
+		// does not answer yet: they may have expired since the last burst.
+		for _, c := range p.cands {
+			if !c.confirmed {
+				c.opened = false
+			}
+		}
+	}
+	p.lastRound = now
+	if p.callPending && m.relay {
+		out = append(out, Send{Peer: p.key, Msg: &disco.CallMeMaybe{Endpoints: m.advertised()}})
+		out = m.pingRelay(p, now, out)
+	}
+	p.callPending = false
+	for _, c := range p.cands {
+		if c == p.cur && now.Sub(c.lastPing) < BurstInterval/2 {
+			continue
+		}
+		ttl := 0
+		if !c.opened && !c.confirmed && m.openTTL > 0 {
+			ttl = m.openTTL
+		}
+		c.opened = true
+		out = m.ping(p, c, now, ttl, out)
+	}
+	if next := now.Add(BurstInterval); next.Before(p.burstUntil) {
+		p.nextRound = next
+		return out
+	}
+	p.probed = true
+	switch {
+	case p.cur == nil:
+		// The burst is over and nothing direct answered: try again later, less often,
+		// asking the peer to probe at the same time.
+		m.schedule(p, now.Add(p.backoff))
+		p.backoff = min(p.backoff*2, MaxBackoff)
+		p.callPending = true
+	case p.cur.lan:
+		p.nextRound = time.Time{}
+	default:
+		m.schedule(p, now.Add(UpgradeInterval))
+	}
+	return out
+}
+
+// schedule plans a short burst at t.
+func (m *Manager) schedule(p *peer, t time.Time) {
+	p.nextRound, p.burstStart, p.burstUntil = t, t, t.Add(shortBurst)
+}
+
+// advertised is what call-me-maybe tells peers: our endpoints and where peers saw us.
+func (m *Manager) advertised() []netip.AddrPort {
+	out := slices.Clone(m.self.Endpoints)
+	for _, a := range m.Reflexive() {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) > disco.MaxEndpoints {
+		out = out[:disco.MaxEndpoints]
+	}
+	return out
+}
+
+func (m *Manager) ping(p *peer, c *cand, now time.Time, ttl int, out []Send) []Send {
+	tx := m.newTxID()
+	m.pending[tx] = pending{peer: p.key, to: c.addr, sent: now}
+	c.lastPing = now
+	if c == p.cur && c.expectBy.IsZero() {
+		// Pinging continuously (data flowing), the last pong is the reference: a black
+		// hole is noticed DeadAfter after the last answer. After a quiet spell, the
+		// path gets DeadAfter from this ping.
+		if now.Sub(c.lastPong) <= ActivePing+BurstInterval {
+			c.expectBy = c.lastPong.Add(DeadAfter)
+		} else {
+			c.expectBy = now.Add(DeadAfter)
+		}
+	}
+	return append(out, Send{Peer: p.key, To: c.addr, TTL: ttl, Msg: &disco.Ping{TxID: tx}})
+}
+
+func (m *Manager) pingRelay(p *peer, now time.Time, out []Send) []Send {
+	tx := m.newTxID()
+	m.pending[tx] = pending{peer: p.key, sent: now}
+	p.lastRelayPing = now
+	return append(out, Send{Peer: p.key, Msg: &disco.Ping{TxID: tx}})
+}
+
+// lose declares p's current direct path dead: packets fall back to the relay (or another
+// fresh direct path) at once, and a burst looks for a new one.
+func (m *Manager) lose(p *peer, now time.Time) {
+	c := p.cur
+	c.confirmed, c.expectBy = false, time.Time{}
+	p.cur = nil
+	p.lostAt = now
+	p.backoff = FirstBackoff
+	m.changed[p.key] = true
+	m.startBurst(p, now, BurstLength, true)
+	m.update(p, now)
+}
+
+// update picks p's best path and records a change. A better path replaces the current one
+// only once it answered (no drop), and within a class only for a clear RTT gain.
+func (m *Manager) update(p *peer, now time.Time) {
+	old := m.path(p)
+	var best *cand
+	for _, c := range p.cands {
+		if !c.confirmed || (c != p.cur && now.Sub(c.lastPong) > TrustWindow) {
+			continue
+		}
+		if best == nil || c.better(best) {
+			best = c
+		}
+	}
+	switch {
+	case best == nil || best == p.cur:
+	case p.cur == nil, best.lan && !p.cur.lan, best.lan == p.cur.lan && clearlyFaster(best.rtt, p.cur.rtt):
+		p.cur = best
+		best.expectBy = time.Time{}
+		p.lostAt = time.Time{}
+		p.backoff = FirstBackoff
+	}
+	if p.cur != nil && p.nextRound.IsZero() && !p.cur.lan {
+		m.schedule(p, now.Add(UpgradeInterval))
+	}
+	if nw := m.path(p); nw.Kind != old.Kind || nw.Addr != old.Addr {
+		m.changed[p.key] = true
+	}
+}
+
+// clearlyFaster is the hysteresis within a class: a fifth less and at least a millisecond.
+func clearlyFaster(a, b time.Duration) bool {
+	return a < b-b/5 && b-a >= time.Millisecond
+}
+
+func (m *Manager) learnReflexive(a netip.AddrPort, now time.Time) {
+	if _, ok := m.reflexive[a]; !ok && len(m.reflexive) >= maxReflexive {
+		var oldest netip.AddrPort
+		for x, t := range m.reflexive {
+			if !oldest.IsValid() || t.Before(m.reflexive[oldest]) {
+				oldest = x
+			}
+		}
+		delete(m.reflexive, oldest)
+	}
+	m.reflexive[a] = now
+}
+
+func (m *Manager) sortedKeys() []wire.Key {
+	keys := make([]wire.Key, 0, len(m.peers))
+	for k := range m.peers {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+	return keys
+}
+
+func compareKeys(a, b wire.Key) int {
+	for i := range a {
+		if c := cmp.Compare(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
