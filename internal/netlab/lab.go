@@ -105,6 +105,11 @@ func New(t TB, name string) *Lab {
 	}
 	t.Cleanup(l.close)
 	l.inet = l.newSegment("inet", l.addNamespace("inet"), "br0", internetPrefix, netip.Addr{})
+	// The internet is a bridge, so NAT routers on it are next to each other; on the real
+	// internet routers lie between them. A packet that would die at the first of those
+	// (TTL 1 on the wire) dies here too, which keeps a TTL-limited probe from reaching the
+	// peer's NAT, as it would not in the wild.
+	l.nft(l.inet.ns, "add rule bridge netlab pre ip ttl <= 1 counter drop\n")
 	return l
 }
 
