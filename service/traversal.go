@@ -41,28 +41,43 @@ const (
 func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Engine) {
 	port := eng.ListenPort()
 	tr, _ := eng.(traversal)
+	var lost <-chan struct{}
+	if pl, ok := eng.(interface{ PathLost() <-chan struct{} }); ok {
+		lost = pl.PathLost()
+	}
 	var last wire.EndpointsRequest
 	var lastSent, lastSTUN time.Time
-	var lastReflexive []netip.AddrPort
+	var lastMapped []netip.AddrPort // what STUN last answered; a different answer means we moved
 	t := time.NewTicker(endpointCheck)
 	defer t.Stop()
+	stunNow := false
 	for {
-		req := wire.EndpointsRequest{ListenPort: port, Endpoints: mesh.LocalEndpoints(port, meshRange)}
-		lanChanged := !slices.Equal(req.Endpoints, last.Endpoints)
-		if tr != nil && (lanChanged || time.Since(lastSTUN) >= stunEvery) {
-			lastSTUN = time.Now()
-			d.probeSTUN(ctx, tr)
+		req := wire.EndpointsRequest{ListenPort: port, Endpoints: mesh.LocalEndpoints(port, meshRange),
+			Reflexive: last.Reflexive, NAT: last.NAT}
+		lanChanged := !lastSent.IsZero() && !slices.Equal(req.Endpoints, last.Endpoints)
+		moved := lanChanged
+		if tr != nil && d.haveSTUN() && (stunNow || lanChanged || time.Since(lastSTUN) >= stunEvery) {
+			lastSTUN, stunNow = time.Now(), false
+			mapped := d.probeSTUN(ctx, tr)
 			req.Reflexive, req.NAT = tr.Reflexive(), tr.NAT()
-			if lastReflexive != nil && !slices.Equal(req.Reflexive, lastReflexive) || !lastSent.IsZero() && lanChanged {
-				d.log.Info("network changed: probing every peer again", "public", req.Reflexive, "lan", req.Endpoints)
-				tr.Rebind()
-				d.punchAll(ctx, c)
+			// An unanswered probe proves nothing; two different answers do.
+			if len(mapped) > 0 {
+				moved = moved || len(lastMapped) > 0 && !slices.Equal(mapped, lastMapped)
+				lastMapped = mapped
 			}
-			lastReflexive = req.Reflexive
-		} else {
-			req.Reflexive, req.NAT = last.Reflexive, last.NAT
 		}
-		changed := lastSent.IsZero() || lanChanged || !slices.Equal(req.Reflexive, last.Reflexive) || req.NAT != last.NAT
+		if moved && tr != nil {
+			d.log.Info("network changed: reconnecting and probing every peer again", "public", req.Reflexive, "lan", req.Endpoints)
+			tr.Rebind()
+			c.Reconnect()
+			if mapped := d.probeSTUN(ctx, tr); len(mapped) > 0 {
+				lastMapped = mapped
+			}
+			req.Reflexive, req.NAT = tr.Reflexive(), tr.NAT()
+			d.punchAll(ctx, c)
+		}
+		changed := lastSent.IsZero() || !slices.Equal(req.Endpoints, last.Endpoints) ||
+			!slices.Equal(req.Reflexive, last.Reflexive) || req.NAT != last.NAT
 		if changed || time.Since(lastSent) >= endpointRefresh {
 			if err := c.UpdateEndpoints(ctx, req); err != nil {
 				if ctx.Err() != nil {
@@ -71,20 +86,32 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 				// The map stream reports the broker's reachability; this retries soon.
 				d.log.Debug("report endpoints", "err", err)
 			} else {
-				last, lastSent = req, time.Now()
+				lastSent = time.Now()
 			}
 		}
+		last = req
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-lost:
+			// A direct path stopped answering: maybe this device moved without its own
+			// addresses changing (its router renumbered). Check the public mapping now.
+			stunNow = true
 		}
 	}
 }
 
+// haveSTUN reports whether the broker has named its STUN servers yet.
+func (d *Daemon) haveSTUN() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.peers.STUN()) > 0
+}
+
 // probeSTUN asks the broker's STUN servers for this device's public mapping, through the
 // WireGuard socket itself.
-func (d *Daemon) probeSTUN(ctx context.Context, tr traversal) {
+func (d *Daemon) probeSTUN(ctx context.Context, tr traversal) []netip.AddrPort {
 	d.mu.Lock()
 	names := d.peers.STUN()
 	d.mu.Unlock()
@@ -99,13 +126,16 @@ func (d *Daemon) probeSTUN(ctx context.Context, tr traversal) {
 		}
 	}
 	if len(servers) == 0 {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if _, err := tr.STUN(ctx, servers); err != nil {
+	mapped, err := tr.STUN(ctx, servers)
+	if err != nil {
 		d.log.Debug("STUN", "err", err)
 	}
+	slices.SortFunc(mapped, netip.AddrPort.Compare)
+	return mapped
 }
 
 // punchAll asks the broker to have every peer probe this device again.

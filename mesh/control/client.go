@@ -51,6 +51,9 @@ type Client struct {
 	hc            *http.Client
 	log           *slog.Logger
 	streamTimeout time.Duration
+	// reconnect asks the open map stream to end now, so the next one is dialled afresh
+	// (see Reconnect); buffered, so a request made between streams is kept.
+	reconnect chan struct{}
 
 	mu sync.Mutex // guards shared
 	// shared is the devauth MAC key for this device and the broker, derived once the
@@ -110,6 +113,7 @@ func New(cfg Config) (*Client, error) {
 		st = 3 * wire.MapKeepalive
 	}
 	return &Client{
+		reconnect:     make(chan struct{}, 1),
 		base:          base,
 		priv:          cfg.PrivateKey,
 		pub:           cfg.PrivateKey.Public(),
@@ -135,6 +139,17 @@ func ParseBrokerURL(s string) (string, error) {
 		return "", fmt.Errorf("broker URL %q must be just https://host[:port]", s)
 	}
 	return "https://" + u.Host, nil
+}
+
+// Reconnect drops the open map stream and idle connections and dials the broker again at
+// once: after this device's network changed, the old TCP connection may be dead without
+// either end knowing, and would otherwise hang until the stream timeout.
+func (c *Client) Reconnect() {
+	c.hc.CloseIdleConnections()
+	select {
+	case c.reconnect <- struct{}{}:
+	default:
+	}
 }
 
 // Close releases idle connections.

@@ -245,3 +245,33 @@ func selfSignedPEM(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// TestReconnectDialsAgainAtOnce: Reconnect ends a live (not silent, not dropped) stream and
+// the next one opens without waiting for a backoff.
+func TestReconnectDialsAgainAtOnce(t *testing.T) {
+	b := controltest.NewBroker(t)
+	b.OnStream(func(n int, s *controltest.Stream) {
+		s.Send(wire.MapUpdate{Full: true, Peers: []wire.Device{peer("a")}})
+		<-s.Done()
+	})
+	c := newClient(t, b, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fulls := make(chan struct{}, 4)
+	go c.Run(ctx, func(u wire.MapUpdate) error {
+		if u.Full {
+			fulls <- struct{}{}
+		}
+		return nil
+	}, func(State) {})
+	<-fulls
+	c.Reconnect()
+	select {
+	case <-fulls:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no new stream after Reconnect")
+	}
+	if n := b.Streams(); n < 2 {
+		t.Fatalf("broker saw %d streams, want a second one", n)
+	}
+}

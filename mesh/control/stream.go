@@ -24,7 +24,10 @@ const (
 	stableStream = 2 * wire.MapKeepalive
 )
 
-var errSilent = errors.New("map stream went silent")
+var (
+	errSilent    = errors.New("map stream went silent")
+	errReconnect = errors.New("reconnecting after a network change")
+)
 
 // Stream opens the authenticated map stream and calls fn with each message, keepalives
 // included, until the stream ends, fn fails, or ctx is done. A stream that stays silent
@@ -32,6 +35,10 @@ var errSilent = errors.New("map stream went silent")
 // ends the stream with a *RevokedError carrying the broker's reason. Stream always
 // returns a non-nil error.
 func (c *Client) Stream(ctx context.Context, fn func(wire.MapUpdate) error) error {
+	select {
+	case <-c.reconnect: // this stream is the fresh connection asked for
+	default:
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	resp, err := c.authed(ctx, http.MethodGet, wire.PathMap, nil)
@@ -43,6 +50,13 @@ func (c *Client) Stream(ctx context.Context, fn func(wire.MapUpdate) error) erro
 	// Cancelling the request's context is what interrupts a blocked body read.
 	silence := time.AfterFunc(c.streamTimeout, func() { cancel(errSilent) })
 	defer silence.Stop()
+	go func() {
+		select {
+		case <-c.reconnect:
+			cancel(errReconnect)
+		case <-ctx.Done():
+		}
+	}()
 
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxMapLine)
@@ -111,6 +125,10 @@ func (c *Client) Run(ctx context.Context, onUpdate func(wire.MapUpdate) error, o
 			b.reset()
 		}
 		onState(State{Err: err})
+		if errors.Is(err, errReconnect) {
+			b.reset() // asked for: dial again now
+			continue
+		}
 		wait := b.next()
 		c.log.Warn("broker connection lost", "err", err, "retry_in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
