@@ -570,7 +570,7 @@ func TestTrayHeadless(t *testing.T) {
 			t.Errorf("connected menu lacks enabled %q:\n%s", want, render(m, ""))
 		}
 	}
-	// Gateways do not exist in weftd yet: the picker shows, disabled, saying so.
+	// No gateway is approved yet: the picker shows, disabled, saying so.
 	gw, ok := m.find("Gateways")
 	if !ok || gw.enabled() || len(gw.Children) != 1 || gw.Children[0].label() != "No gateways" {
 		t.Errorf("gateways submenu:\n%s", render(m, ""))
@@ -580,6 +580,54 @@ func TestTrayHeadless(t *testing.T) {
 	}
 	icons := map[string]string{"connected": tb.icon()}
 	tb.dump("connected", m)
+
+	// desk offers itself as an exit node; once approved it is a pick in the Gateways
+	// submenu, and clicking it does what weft gateway use does. None goes back.
+	desk.MustCLI("gateway", "advertise", "0.0.0.0/0")
+	broker.MustAdmin("route", "approve", "acme", "desk", "0.0.0.0/0")
+	pickDesk := "Use desk (" + deskSelf.Address.String() + ")"
+	m = tb.waitMenu("desk offered as a gateway", func(m menuNode) error {
+		if _, ok := m.find(pickDesk); !ok {
+			return fmt.Errorf("no %q:\n%s", pickDesk, render(m, ""))
+		}
+		return nil
+	})
+	if none, ok := m.find("None (use the local network)"); !ok || !none.checked() {
+		t.Errorf("None is not the checked pick:\n%s", render(m, ""))
+	}
+	tb.click(m, pickDesk)
+	labrun.Eventually(t, 20*time.Second, "weft gateway list shows desk chosen", func() error {
+		g, err := laptop.Gateways()
+		if err != nil {
+			return err
+		}
+		if len(g.Choices) != 1 || g.Choices[0].Gateway != deskSelf.ID || g.Choices[0].Route.String() != "0.0.0.0/0" || !g.Choices[0].Active {
+			return fmt.Errorf("choices %+v", g.Choices)
+		}
+		return nil
+	})
+	if out, err := laptop.CLI("gateway", "list"); err != nil || !strings.Contains(out, "desk") || !regexp.MustCompile(`desk .* 0\.0\.0\.0/0 \(exit\)\s+yes\s+yes`).MatchString(out) {
+		t.Errorf("weft gateway list after the click: %v\n%s", err, out)
+	}
+	m = tb.waitMenu("desk checked", func(m menuNode) error {
+		if it, ok := m.find(pickDesk); !ok || !it.checked() {
+			return fmt.Errorf("desk not checked:\n%s", render(m, ""))
+		}
+		return nil
+	})
+	tb.click(m, "None (use the local network)")
+	labrun.Eventually(t, 20*time.Second, "the tray's None clears the choice", func() error {
+		if g, err := laptop.Gateways(); err != nil || len(g.Choices) != 0 {
+			return fmt.Errorf("choices %+v (%v)", g.Choices, err)
+		}
+		return nil
+	})
+	m = tb.waitMenu("None checked", func(m menuNode) error {
+		if it, ok := m.find("None (use the local network)"); !ok || !it.checked() {
+			return fmt.Errorf("None not checked:\n%s", render(m, ""))
+		}
+		return nil
+	})
 
 	// Clicking this device copies its address; a session without a display has no
 	// clipboard, and the menu says so instead.

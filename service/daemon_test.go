@@ -70,9 +70,20 @@ func (e *fakeEngine) state() (keys []wire.Key, closed bool) {
 
 // fakeFirewall records the filters the daemon enforces.
 type fakeFirewall struct {
-	mu      sync.Mutex
-	applied []wire.PacketFilter
-	closed  bool
+	mu         sync.Mutex
+	applied    []wire.PacketFilter
+	forwarding []platform.Forwarding // SetForwarding calls (gateway_test.go)
+	closed     bool
+}
+
+func (f *fakeFirewall) SetForwarding(fwd platform.Forwarding) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return errors.New("firewall closed")
+	}
+	f.forwarding = append(f.forwarding, fwd)
+	return nil
 }
 
 func (f *fakeFirewall) Apply(iface string, self netip.Addr, filter wire.PacketFilter) error {
@@ -113,6 +124,7 @@ type harness struct {
 	mu        sync.Mutex
 	engines   []*fakeEngine
 	firewalls []*fakeFirewall
+	net       osLog // routes and gateway rules asked for (netconfig_test.go)
 }
 
 func startDaemon(t *testing.T, dir string) *harness {
@@ -131,6 +143,10 @@ func startDaemon(t *testing.T, dir string) *harness {
 		h.firewalls = append(h.firewalls, f)
 		h.mu.Unlock()
 		return f, nil
+	}, NewRouter: func(*slog.Logger) (platform.Router, error) {
+		return fakeRouter{&h.net}, h.net.add("new router")
+	}, NewGateway: func(*slog.Logger) (platform.Gateway, error) {
+		return fakeGateway{&h.net}, h.net.add("new gateway")
 	}})
 	if err != nil {
 		t.Fatal(err)

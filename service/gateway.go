@@ -208,7 +208,7 @@ func (d *Daemon) gatewayAllowedLocked() map[wire.Key][]netip.Prefix {
 // netWantFunc returns what netConfig asks for the tunnel eng: the OS configuration the
 // current map and choices call for.
 func (d *Daemon) netWantFunc(eng Engine) func(context.Context) netWant {
-	hosts := hostCache{}
+	hosts := &hostCache{}
 	return func(ctx context.Context) netWant {
 		d.mu.Lock()
 		if d.engine != eng || d.st.Device == nil {

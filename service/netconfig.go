@@ -16,8 +16,10 @@ import (
 )
 
 const (
-	// netRetry is how soon a failed change to routes or gateway rules is tried again.
-	netRetry = 5 * time.Second
+	// netRetry is how soon a failed change to routes or gateway rules is first tried
+	// again; the wait doubles up to netRetryMax while it keeps failing.
+	netRetry    = 5 * time.Second
+	netRetryMax = 2 * time.Minute
 	// netRecheck is how often the bypass addresses are looked at again while routes go
 	// through the tunnel: a peer's live endpoint can move without a map change.
 	netRecheck = 10 * time.Second
@@ -90,6 +92,7 @@ func (nc *netConfig) poke() {
 // run applies want() whenever poked, until ctx is done.
 func (nc *netConfig) run(ctx context.Context, want func(context.Context) netWant) {
 	nc.poke()
+	retry := netRetry
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
@@ -105,10 +108,15 @@ func (nc *netConfig) run(ctx context.Context, want func(context.Context) netWant
 		}
 		next := time.Hour
 		if err := nc.apply(w); err != nil {
-			nc.log.Error("routes or gateway rules not applied; retrying", "err", err, "in", netRetry)
-			next = netRetry
-		} else if len(w.routes) > 0 {
-			next = netRecheck
+			nc.log.Error("routes or gateway rules not applied; retrying", "err", err, "in", retry)
+			// Backing off keeps a lasting failure (no gateway support here) from
+			// flooding the log; a map change still tries at once.
+			next, retry = retry, min(2*retry, netRetryMax)
+		} else {
+			retry = netRetry
+			if len(w.routes) > 0 {
+				next = netRecheck
+			}
 		}
 		t.Reset(next)
 	}
@@ -176,8 +184,7 @@ func (nc *netConfig) setForwarding(fwd platform.Forwarding) error {
 		}
 		return errors.New("this system's firewall cannot let gateway traffic through")
 	}
-	_ = ff
-	return nil
+	return ff.SetForwarding(fwd)
 }
 
 func (nc *netConfig) applyRoutes(w netWant) error {
@@ -235,11 +242,23 @@ func (nc *netConfig) close() {
 // hostCache resolves the host names of the broker, its STUN servers and the relays,
 // remembering the last answer for each: a lookup failing while routes go through the
 // tunnel must not let the control plane's packets into it. Used by one goroutine.
-type hostCache map[string][]netip.Addr
+type hostCache struct {
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error) // nil: the system's resolver
+	last   map[string][]netip.Addr
+}
 
 // resolve returns the addresses of host names and HOST:PORT strings (IP literals as they
 // are); a name that never resolved is skipped.
-func (c hostCache) resolve(ctx context.Context, hosts []string) []netip.Addr {
+func (c *hostCache) resolve(ctx context.Context, hosts []string) []netip.Addr {
+	if c.last == nil {
+		c.last = map[string][]netip.Addr{}
+	}
+	lookup := c.lookup
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
 	var out []netip.Addr
 	for _, h := range hosts {
 		if host, _, err := net.SplitHostPort(h); err == nil {
@@ -253,15 +272,15 @@ func (c hostCache) resolve(ctx context.Context, hosts []string) []netip.Addr {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", h)
+		addrs, err := lookup(rctx, h)
 		cancel()
 		if err == nil && len(addrs) > 0 {
-			c[h] = nil
+			c.last[h] = nil
 			for _, a := range addrs {
-				c[h] = append(c[h], a.Unmap())
+				c.last[h] = append(c.last[h], a.Unmap())
 			}
 		}
-		out = append(out, c[h]...)
+		out = append(out, c.last[h]...)
 	}
 	return out
 }

@@ -1,6 +1,6 @@
 // Package controltest is a fake broker for tests of broker clients: it speaks just enough
 // of the protocol (info, register, challenge, device auth, map stream, endpoints, logout)
-// over real TLS.
+// over real TLS, and the gateway calls (routes, virtual devices).
 package controltest
 
 import (
@@ -42,6 +42,7 @@ type Broker struct {
 	// onStream serves each authenticated map stream, numbered from 1, until it returns.
 	onStream func(n int, s *Stream)
 	logins   []*fakeLogin // browser logins, oldest first (login.go)
+	gw       gatewayState // routes and virtual devices (gateway.go)
 }
 
 // Stream is one open map stream.
@@ -83,6 +84,9 @@ func NewBroker(t testing.TB) *Broker {
 	mux.HandleFunc("GET "+wire.PathMap, b.stream)
 	mux.HandleFunc("POST "+wire.PathEndpoints, b.updateEndpoints)
 	mux.HandleFunc("POST "+wire.PathLogout, b.logout)
+	mux.HandleFunc("POST "+wire.PathRoutes, b.routes)
+	mux.HandleFunc("POST "+wire.PathVDevs, b.vdevAdd)
+	mux.HandleFunc("POST "+wire.PathVDevsRemove, b.vdevRemove)
 	b.mux = mux
 	b.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(b.srv.Close)
