@@ -30,12 +30,15 @@ const DefaultMTU = 1380
 
 // PoolBuffers bounds each of wireguard-go's buffer pools (upstream leaves them unbounded:
 // each message buffer is 64 KiB, and under load resident memory reached hundreds of MB).
-// It must exceed what the readers hold while blocked: one batch for the TUN reader and one
-// per bind receive function (IPv4, IPv6 and the relay), 128 each; and more: a peer
-// without a session stages up to 128 packets (each holding a buffer) until its handshake
-// completes, and a blocked reader cannot receive that handshake. The rest, 128, covers one
-// such peer plus what is in flight.
-const PoolBuffers = 640
+// The readers hold one batch each for good: the TUN reader and the bind's three receive
+// functions (IPv4, IPv6, relay), 128 buffers apiece, 512 in all. A peer without a session
+// stages up to 128 more until its handshake completes, and a reader that finds the pool
+// empty blocks before it hands on what it read, so the bound must leave room beyond those:
+// at 640 a flood of pings before the first handshake took the last buffer, the relay
+// receive routine blocked on the peer's first transport packet (the one that confirms the
+// session and releases the staged packets), and the tunnel never carried anything. 1024
+// leaves room for several such peers and what is in flight.
+const PoolBuffers = 1024
 
 // boundPools sets wireguard-go's pool bound once per process, before the first device.
 var boundPools = sync.OnceFunc(func() { device.PreallocatedBuffersPerPool = PoolBuffers })

@@ -303,3 +303,76 @@ func TestEngineSTUN(t *testing.T) {
 		t.Fatal("STUN with no servers succeeded")
 	}
 }
+
+// TestEngineFloodBeforeHandshake: packets sent to a peer before its first handshake
+// completes are staged by WireGuard, each holding a pooled buffer. A flood of them must
+// not take the buffers the receive routines need to take in the handshake that releases
+// them: with the pool bounded too tightly, the relay receive routine blocked forever on
+// the peer's first transport packet and the tunnel never carried anything.
+func TestEngineFloodBeforeHandshake(t *testing.T) {
+	if !inFreshNetns(t) {
+		return
+	}
+	loopbackUp(t)
+	hub := &memHub{}
+	a, ka := testEngine(t, "weft-fa", "100.64.0.1/10", hub.dial)
+	b, kb := testEngine(t, "weft-fb", "100.64.0.2/10", hub.dial)
+	if bytes.Compare(ka[:], kb[:]) > 0 {
+		// a must answer b's initiation (the bind's tie-break favours the greater key), so
+		// that a is the responder waiting for b's first transport packet.
+		a, b, ka, kb = b, a, kb, ka
+	}
+	relays := []wire.RelayInfo{{Name: "mem", UDP: "192.0.2.1:3478", PublicKey: wire.Key{1}}}
+	// Traffic for 10.99.0.0/24 goes through a's interface to b (no local address there,
+	// so the kernel routes it into the tunnel).
+	if err := a.SetPeers([]Peer{{PublicKey: kb, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.0/24")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "route", "add", "10.99.0.0/24", "dev", a.InterfaceName()).CombinedOutput(); err != nil {
+		t.Fatalf("ip route add: %v: %s", err, out)
+	}
+	// a's first initiation goes to the relay while b is not on it, and is lost.
+	a.SetRelays(relays)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if up, _ := a.relayStatus(); up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a: relay not connected")
+		}
+	}
+	conn, err := net.Dial("udp", "10.99.0.1:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := make([]byte, 100)
+	for range 400 {
+		if _, err := conn.Write(payload); err != nil {
+			t.Fatalf("flood: %v", err)
+		}
+	}
+	// b comes up and initiates; a answers and needs b's first transport packet (its
+	// keepalive) to confirm the session and send what it staged.
+	if err := b.SetPeers([]Peer{{PublicKey: ka, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("100.64.0.1/32")}, PersistentKeepalive: time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	b.SetRelays(relays)
+	var last PeerStats
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := b.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The staged packets arrive: far more than the handshake and keepalives.
+		if last = st[ka]; last.RxBytes > 10*uint64(len(payload)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b: staged traffic from a never arrived: %+v", last)
+		}
+	}
+	if _, err := conn.Write(payload); err != nil {
+		t.Fatalf("after the handshake: %v", err)
+	}
+}
