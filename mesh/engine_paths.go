@@ -22,6 +22,11 @@ const (
 	idleTick = time.Second
 )
 
+// stunFresh: a STUN answer this recent was measured on the network Rebind is told of (the
+// service checks STUN, then rebinds when the mapping moved), so Rebind keeps it: peers
+// must learn the new mapping at once to open their NATs to it.
+const stunFresh = 5 * time.Second
+
 // pathState is the engine's side of path selection, guarded by Engine.pmu.
 type pathState struct {
 	relayUp   bool   // the path manager was last told a relay is connected
@@ -30,6 +35,7 @@ type pathState struct {
 	logged    map[wire.Key]paths.Path // the path last logged per peer
 	localEPs  []netip.AddrPort        // this host's addresses with the WireGuard port
 	stunEPs   []netip.AddrPort        // public mappings STUN reported
+	stunAt    time.Time               // when STUN last reported them
 	nat       string                  // a wire.NAT* value, from the last STUN run
 }
 
@@ -103,7 +109,7 @@ func (e *Engine) handle(ev discoEvent) {
 	case *disco.Pong:
 		out = e.paths.HandlePong(ev.sender, ev.via, m.TxID, m.Src, ev.at)
 	case *disco.CallMeMaybe:
-		out = e.paths.HandleCallMeMaybe(ev.sender, m.Endpoints, ev.at)
+		out = e.paths.HandleCallMeMaybe(ev.sender, m.Endpoints, m.Opened, ev.at)
 	}
 	e.applyLocked()
 	e.pmu.Unlock()
@@ -280,7 +286,7 @@ func (e *Engine) setSelfLocked() {
 			eps = append(eps, a)
 		}
 	}
-	e.paths.SetSelf(paths.Self{Endpoints: eps, NAT: e.ps.nat})
+	e.paths.SetSelf(paths.Self{Endpoints: eps, NAT: e.ps.nat, At: e.ps.stunAt})
 }
 
 // Punch starts probing the peer with key now, as the broker asks both sides to at once.
@@ -300,7 +306,10 @@ func (e *Engine) Punch(key wire.Key) {
 func (e *Engine) Rebind() {
 	local := LocalEndpoints(e.port, e.mesh)
 	e.pmu.Lock()
-	e.ps.localEPs, e.ps.stunEPs, e.ps.nat = local, nil, wire.NATUnknown
+	e.ps.localEPs = local
+	if time.Since(e.ps.stunAt) > stunFresh {
+		e.ps.stunEPs, e.ps.nat = nil, wire.NATUnknown
+	}
 	e.setSelfLocked()
 	out := e.paths.Rebind(time.Now())
 	e.applyLocked()

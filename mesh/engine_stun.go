@@ -139,7 +139,7 @@ func (e *Engine) noteSTUN(mapped []netip.AddrPort, ctxErr error) {
 	}
 	e.ps.nat = nat
 	if len(got) > 0 {
-		e.ps.stunEPs = got
+		e.ps.stunEPs, e.ps.stunAt = got, time.Now()
 	}
 	e.setSelfLocked()
 }

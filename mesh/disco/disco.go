@@ -39,6 +39,9 @@ const (
 	typePing        = 1
 	typePong        = 2
 	typeCallMeMaybe = 3
+	// typeCallMeMaybeOpened is a call-me-maybe that also lists the addresses of the
+	// receiver the sender just opened its own NAT mapping towards.
+	typeCallMeMaybeOpened = 4
 )
 
 // Payload sizes.
@@ -79,6 +82,11 @@ type Pong struct {
 // CallMeMaybe says "I am probing you now; probe me on these endpoints".
 type CallMeMaybe struct {
 	Endpoints []netip.AddrPort
+	// Opened lists the receiver's addresses the sender just sent TTL-limited probes to:
+	// its own NAT now lets packets from them in, so the receiver may ping from them at
+	// full TTL without tripping the sender's NAT (docs/NAT-TRAVERSAL.md, "NAT traps
+	// handled"). Sent as its own message type when not empty.
+	Opened []netip.AddrPort
 }
 
 func (m *Ping) appendTo(b []byte) []byte {
@@ -93,13 +101,24 @@ func (m *Pong) appendTo(b []byte) []byte {
 }
 
 func (m *CallMeMaybe) appendTo(b []byte) []byte {
-	b = append(b, typeCallMeMaybe)
-	eps := m.Endpoints
+	eps, opened := m.Endpoints, m.Opened
 	if len(eps) > MaxEndpoints {
 		eps = eps[:MaxEndpoints]
 	}
+	if len(opened) > MaxEndpoints {
+		opened = opened[:MaxEndpoints]
+	}
+	if len(opened) == 0 {
+		b = append(b, typeCallMeMaybe)
+	} else {
+		// type | count of endpoints | endpoints | opened addresses
+		b = append(b, typeCallMeMaybeOpened, byte(len(eps)))
+	}
 	for _, ep := range eps {
 		b = appendAddr(b, ep)
+	}
+	for _, a := range opened {
+		b = appendAddr(b, a)
 	}
 	return b
 }
@@ -108,6 +127,17 @@ func appendAddr(b []byte, a netip.AddrPort) []byte {
 	ip := a.Addr().As16() // the zero Addr gives all zeros
 	b = append(b, ip[:]...)
 	return binary.BigEndian.AppendUint16(b, a.Port())
+}
+
+// parseAddrs reads a list of addresses, skipping zero ones.
+func parseAddrs(b []byte) []netip.AddrPort {
+	var out []netip.AddrPort
+	for ; len(b) >= addrLen; b = b[addrLen:] {
+		if a := parseAddr(b); a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func parseAddr(p []byte) netip.AddrPort {
@@ -231,13 +261,17 @@ func parse(p []byte) (Message, error) {
 		if len(body)%addrLen != 0 || len(body)/addrLen > MaxEndpoints {
 			return nil, fmt.Errorf("%w: call-me-maybe of %d bytes", errMalform, len(body))
 		}
-		m := &CallMeMaybe{}
-		for ; len(body) > 0; body = body[addrLen:] {
-			if ep := parseAddr(body); ep.IsValid() {
-				m.Endpoints = append(m.Endpoints, ep)
-			}
+		return &CallMeMaybe{Endpoints: parseAddrs(body)}, nil
+	case typeCallMeMaybeOpened:
+		if len(body) < 1 || (len(body)-1)%addrLen != 0 {
+			return nil, fmt.Errorf("%w: call-me-maybe of %d bytes", errMalform, len(body))
 		}
-		return m, nil
+		n, rest := int(body[0]), body[1:]
+		total := len(rest) / addrLen
+		if n > MaxEndpoints || n > total || total-n > MaxEndpoints {
+			return nil, fmt.Errorf("%w: call-me-maybe of %d bytes with %d endpoints", errMalform, len(body), n)
+		}
+		return &CallMeMaybe{Endpoints: parseAddrs(rest[:n*addrLen]), Opened: parseAddrs(rest[n*addrLen:])}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown type %d", errMalform, p[0])
 }

@@ -29,6 +29,9 @@ func TestRoundTrip(t *testing.T) {
 		&Pong{TxID: NewTxID()}, // through the relay: no observed source
 		&CallMeMaybe{Endpoints: []netip.AddrPort{netip.MustParseAddrPort("192.168.1.10:51820"), netip.MustParseAddrPort("198.51.100.2:1")}},
 		&CallMeMaybe{},
+		&CallMeMaybe{Endpoints: []netip.AddrPort{netip.MustParseAddrPort("192.168.1.10:51820")},
+			Opened: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.9:51820"), netip.MustParseAddrPort("[2001:db8::2]:7")}},
+		&CallMeMaybe{Opened: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.9:51820")}},
 	}
 	ca, cb := NewCodec(a), NewCodec(b)
 	for _, m := range msgs {
@@ -132,6 +135,10 @@ func TestMalformedPlaintext(t *testing.T) {
 		"short pong":         append([]byte{typePong}, make([]byte, 29)...),
 		"ragged callmemaybe": append([]byte{typeCallMeMaybe}, make([]byte, 19)...),
 		"huge callmemaybe":   append([]byte{typeCallMeMaybe}, make([]byte, addrLen*(MaxEndpoints+1))...),
+		"opened no count":    {typeCallMeMaybeOpened},
+		"opened ragged":      append([]byte{typeCallMeMaybeOpened, 0}, make([]byte, 19)...),
+		"opened count past":  append([]byte{typeCallMeMaybeOpened, 2}, make([]byte, addrLen)...),
+		"opened huge":        append([]byte{typeCallMeMaybeOpened, 0}, make([]byte, addrLen*(MaxEndpoints+1))...),
 	} {
 		aead, err := newAEAD(a, b.Public())
 		if err != nil {

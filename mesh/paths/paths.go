@@ -49,6 +49,20 @@ const (
 	callMeMaybeEvery = time.Second
 	// pingBackEvery rate-limits pinging an unconfirmed address back when its pings come.
 	pingBackEvery = 20 * time.Millisecond
+	// openedValid is how long a peer's word that its NAT lets us in (or a ping from an
+	// address) allows full-TTL pings: its TTL-limited probe made an unreplied conntrack
+	// entry, which Linux keeps 30 s.
+	openedValid = 20 * time.Second
+	// tellEvery rate-limits answering a call-me-maybe with our own Opened list when it
+	// would say nothing new, so two peers cannot keep each other busy.
+	tellEvery = 5 * time.Second
+	// clashExpiry is how long nothing but answers goes to a peer's addresses that do not
+	// answer after re-probing a lost path failed although both NATs were said open. If
+	// the peer roamed, its packets to our old mapping may have left an entry on our router
+	// that gives the mapping we open towards its new address a random port (and our pings
+	// may keep such an entry alive on its router); Linux drops an entry 30 s after its
+	// last packet, and our own clashing mapping too once we stop sending.
+	clashExpiry = 32 * time.Second
 )
 
 // Bounds on what a peer (or a misbehaving one) can make the manager hold.
@@ -117,6 +131,9 @@ type Self struct {
 	// the WireGuard socket. Addresses peers reported seeing us at are added to them.
 	Endpoints []netip.AddrPort
 	NAT       string // a wire.NAT* value
+	// At is when Endpoints were last measured (a STUN run). After a direct path died, only
+	// addresses measured since count as ours when a peer says it opened its NAT to them.
+	At time.Time
 }
 
 // Send is one disco message the caller should send.
@@ -242,13 +259,28 @@ func (m *Manager) SetRelay(ok bool) {
 	for _, p := range m.peers {
 		if p.cur == nil {
 			m.changed[p.key] = true
+			if ok && !m.now.IsZero() {
+				// Call-me-maybe can go now (full-TTL pings wait for the answer).
+				m.startBurst(p, m.now, shortBurst, true)
+			}
 		}
 	}
 }
 
 // SetSelf updates what the manager knows of this device.
+// New endpoints are told at once to peers without a direct path, so they open their NATs
+// to them.
 func (m *Manager) SetSelf(s Self) {
-	m.self = Self{Endpoints: slices.Clone(s.Endpoints), NAT: s.NAT}
+	grew := slices.ContainsFunc(s.Endpoints, func(a netip.AddrPort) bool { return !slices.Contains(m.self.Endpoints, a) })
+	m.self = Self{Endpoints: slices.Clone(s.Endpoints), NAT: s.NAT, At: s.At}
+	if !grew || m.now.IsZero() {
+		return
+	}
+	for _, p := range m.peers {
+		if p.cur == nil {
+			m.startBurst(p, m.now, shortBurst, true)
+		}
+	}
 }
 
 // Punch starts probing peer now, as the broker asks both sides of a pair to at once.
@@ -369,7 +401,7 @@ func (m *Manager) HandlePing(key wire.Key, via netip.AddrPort, tx disco.TxID, no
 	// A ping got here from via, so our side lets packets from it in: probe it at once,
 	// without the open-mapping probe (a probe sent earlier may have arrived before the
 	// peer knew us, and WireGuard's first packets wait for a confirmed path).
-	c.opened = true
+	c.opened, c.heardAt = true, now
 	if !c.confirmed && now.Sub(c.lastPing) >= pingBackEvery {
 		out = m.ping(p, c, now, 0, out)
 	}
@@ -413,7 +445,7 @@ func (m *Manager) HandlePong(key wire.Key, via netip.AddrPort, tx disco.TxID, ob
 		// destination): that address is the peer's too.
 		if vc, added := p.learn(via, now); added {
 			m.changed[key] = true
-			vc.opened = true
+			vc.opened, vc.heardAt = true, now
 			out = m.ping(p, vc, now, 0, out)
 		}
 	}
@@ -422,8 +454,11 @@ func (m *Manager) HandlePong(key wire.Key, via netip.AddrPort, tx disco.TxID, ob
 }
 
 // HandleCallMeMaybe takes the endpoints peer says it can be reached at and probes them:
-// the peer is probing us at the same moment.
-func (m *Manager) HandleCallMeMaybe(key wire.Key, endpoints []netip.AddrPort, now time.Time) []Send {
+// the peer is probing us at the same moment. opened are the addresses of ours the peer
+// opened its NAT towards: once one of them is known to be ours, full-TTL pings to the
+// peer cannot trip its NAT. The answer tells the peer which of its addresses we opened
+// towards, unless it already knows.
+func (m *Manager) HandleCallMeMaybe(key wire.Key, endpoints, opened []netip.AddrPort, now time.Time) []Send {
 	m.at(now)
 	p := m.peers[key]
 	if p == nil {
@@ -434,7 +469,14 @@ func (m *Manager) HandleCallMeMaybe(key wire.Key, endpoints []netip.AddrPort, no
 			m.changed[key] = true
 		}
 	}
-	if now.Sub(p.lastTriggered) < callMeMaybeEvery && p.bursting(now) {
+	nowOpened := false
+	if len(opened) > 0 {
+		was := m.peerOpened(p, now)
+		p.opened, p.openedAt = slices.Clone(opened[:min(len(opened), disco.MaxEndpoints)]), now
+		nowOpened = !was && m.peerOpened(p, now)
+	}
+	tell := m.mustTell(p, now)
+	if !tell && !nowOpened && now.Sub(p.lastTriggered) < callMeMaybeEvery && p.bursting(now) {
 		return nil
 	}
 	p.lastTriggered = now
@@ -442,8 +484,87 @@ func (m *Manager) HandleCallMeMaybe(key wire.Key, endpoints []netip.AddrPort, no
 	if p.cur != nil {
 		length = shortBurst
 	}
-	m.startBurst(p, now, length, false)
+	m.startBurst(p, now, length, tell)
 	return m.round(p, now, nil)
+}
+
+// ownCurrent reports whether one of addrs is an address of ours known to be current for
+// p: measured (STUN) or seen by a peer since p's last direct path died.
+//
+// Before the first direct path and before any measurement of our public address (STUN
+// needs the map's server list), the peer's list comes from the broker's map — where the
+// broker saw us — and is taken as is.
+func (m *Manager) ownCurrent(p *peer, addrs []netip.AddrPort) bool {
+	if p.lostAt.IsZero() && m.self.At.IsZero() && len(m.reflexive) == 0 && len(addrs) > 0 {
+		return true
+	}
+	for _, a := range addrs {
+		a = unmap(a)
+		if t, ok := m.reflexive[a]; ok && !t.Before(p.lostAt) {
+			return true
+		}
+		if slices.Contains(m.self.Endpoints, a) && (p.lostAt.IsZero() || !m.self.At.Before(p.lostAt)) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerOpened reports whether the peer said lately that its NAT lets in one of our
+// current addresses.
+func (m *Manager) peerOpened(p *peer, now time.Time) bool {
+	return !p.openedAt.IsZero() && now.Sub(p.openedAt) < openedValid && m.ownCurrent(p, p.opened)
+}
+
+// mustTell reports whether the peer should hear (call-me-maybe) which of its addresses we
+// opened towards: one of them is new to it, or it last heard long ago.
+func (m *Manager) mustTell(p *peer, now time.Time) bool {
+	if p.toldAt.IsZero() || now.Sub(p.toldAt) >= tellEvery {
+		return true
+	}
+	for _, c := range p.cands {
+		if !c.lan && !m.quiet(p, c, now) && !slices.Contains(p.told, c.addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayPing reports whether c may get a full-TTL ping. A full-TTL packet that reaches the
+// peer's NAT before the peer opened its own mapping towards us can make a Linux router
+// with no input filter remap the peer's later packets to us ("NAT traps handled" in
+// docs/NAT-TRAVERSAL.md). So an address that has not answered is pinged only once we know
+// the peer's NAT lets us in: a ping came from it, or the peer said it opened its mapping
+// towards an address of ours that is current. No NAT at the peer, a LAN address, or no
+// relay to coordinate through (and no TTL-limited probes) leave the plain timing.
+//
+// After a direct path died, even that waits clashExpiry (the peer's word may predate its
+// router's clash entry); a ping from the address still gets pinged back.
+func (m *Manager) mayPing(p *peer, c *cand, now time.Time) bool {
+	switch {
+	case c.confirmed, c.lan, p.nat == wire.NATNone, m.openTTL < 0, !m.relay:
+		return true
+	case !c.heardAt.IsZero() && now.Sub(c.heardAt) < openedValid:
+		return true
+	case m.quiet(p, c, now):
+		return false
+	}
+	return m.peerOpened(p, now)
+}
+
+// letIn reports whether we know the peer's NAT lets our packets to c in: a ping came from
+// c, or the peer said so.
+func (m *Manager) letIn(p *peer, c *cand, now time.Time) bool {
+	if !c.heardAt.IsZero() && now.Sub(c.heardAt) < openedValid {
+		return true
+	}
+	return !m.quiet(p, c, now) && m.peerOpened(p, now)
+}
+
+// quiet reports whether c must get nothing, not even a TTL-limited probe, for now: p's
+// direct path died less than clashExpiry ago.
+func (m *Manager) quiet(p *peer, c *cand, now time.Time) bool {
+	return now.Before(p.quietUntil) && !c.confirmed && !c.lan && p.nat != wire.NATNone && m.relay && m.openTTL > 0
 }
 
 // Path is where peer's packets go now.
@@ -567,7 +688,8 @@ func (m *Manager) startBurst(p *peer, now time.Time, length time.Duration, withC
 
 // round sends one probing round to p and schedules the next.
 func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
-	if p.lastRound.Before(p.burstStart) {
+	if !p.roundsOf.Equal(p.burstStart) {
+		p.roundsOf, p.fullTried = p.burstStart, false
 		// The first round of a burst re-opens our mappings towards every candidate that
 		// does not answer yet: they may have expired since the last burst.
 		for _, c := range p.cands {
@@ -577,21 +699,37 @@ func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
 		}
 	}
 	p.lastRound = now
-	if p.callPending && m.relay {
-		out = append(out, Send{Peer: p.key, Msg: &disco.CallMeMaybe{Endpoints: m.advertised()}})
-		out = m.pingRelay(p, now, out)
-	}
-	p.callPending = false
 	for _, c := range p.cands {
 		if c == p.cur && now.Sub(c.lastPing) < BurstInterval/2 {
 			continue
 		}
-		ttl := 0
-		if !c.opened && !c.confirmed && m.openTTL > 0 {
-			ttl = m.openTTL
+		switch {
+		case m.mayPing(p, c, now) && (c.opened || c.confirmed || m.openTTL <= 0 || m.letIn(p, c, now)):
+			// With the peer's word that its NAT lets us in, the ping itself opens our
+			// mapping in time for the answer: no TTL-limited probe first.
+			if !c.confirmed && m.letIn(p, c, now) {
+				p.fullTried = true
+			}
+			c.opened = true
+			out = m.ping(p, c, now, 0, out)
+		case !c.opened && !c.confirmed && !m.quiet(p, c, now):
+			c.opened = true
+			out = m.ping(p, c, now, m.openTTL, out)
 		}
-		c.opened = true
-		out = m.ping(p, c, now, ttl, out)
+	}
+	// After the probes: call-me-maybe says which of the peer's addresses our NAT now
+	// lets in (a packet went to them lately), so the peer may ping them.
+	if p.callPending && m.relay {
+		var opened []netip.AddrPort
+		for _, c := range p.cands {
+			if !c.lan && !c.sentAt.IsZero() && now.Sub(c.sentAt) < openedValid && len(opened) < disco.MaxEndpoints {
+				opened = append(opened, c.addr)
+			}
+		}
+		p.told, p.toldAt = opened, now
+		out = append(out, Send{Peer: p.key, Msg: &disco.CallMeMaybe{Endpoints: m.advertised(), Opened: opened}})
+		out = m.pingRelay(p, now, out)
+		p.callPending = false
 	}
 	if next := now.Add(BurstInterval); next.Before(p.burstUntil) {
 		p.nextRound = next
@@ -601,8 +739,17 @@ func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
 	switch {
 	case p.cur == nil:
 		// The burst is over and nothing direct answered: try again later, less often,
-		// asking the peer to probe at the same time.
-		m.schedule(p, now.Add(p.backoff))
+		// asking the peer to probe at the same time; at the latest when the quiet after
+		// a lost path ends.
+		next := now.Add(p.backoff)
+		if p.fullTried && !p.lostAt.IsZero() && !now.Before(p.quietUntil) {
+			// Re-probing a lost path failed although the peer said its NAT lets us
+			// in: a clash entry may stand in the way (see clashExpiry). Go quiet
+			// until it expired, then try again.
+			p.quietUntil = now.Add(clashExpiry)
+			next = p.quietUntil
+		}
+		m.schedule(p, next)
 		p.backoff = min(p.backoff*2, MaxBackoff)
 		p.callPending = true
 	case p.cur.lan:
@@ -635,7 +782,7 @@ func (m *Manager) advertised() []netip.AddrPort {
 func (m *Manager) ping(p *peer, c *cand, now time.Time, ttl int, out []Send) []Send {
 	tx := m.newTxID()
 	m.pending[tx] = pending{peer: p.key, to: c.addr, sent: now}
-	c.lastPing = now
+	c.lastPing, c.sentAt = now, now
 	if c == p.cur && c.expectBy.IsZero() {
 		// Pinging continuously (data flowing), the last pong is the reference: a black
 		// hole is noticed DeadAfter after the last answer. After a quiet spell, the
@@ -664,6 +811,15 @@ func (m *Manager) lose(p *peer, now time.Time) {
 	p.cur = nil
 	p.lostAt = now
 	p.backoff = FirstBackoff
+	// What the peer said of its NAT, and pings heard, predate the loss.
+	p.openedAt = time.Time{}
+	// Our own mappings may be gone too (we may have moved): open them again.
+	for _, x := range p.cands {
+		x.heardAt = time.Time{}
+		if !x.confirmed {
+			x.opened = false
+		}
+	}
 	m.changed[p.key] = true
 	m.startBurst(p, now, BurstLength, true)
 	m.update(p, now)

@@ -116,9 +116,16 @@ func TestRelayFirstThenDirectWithoutGap(t *testing.T) {
 		t.Fatalf("first probe to the candidate: %+v", first)
 	}
 
-	// The next round pings for real; its pong makes the path direct, straight from relay.
-	var second []Send
-	h.run(BurstInterval, func(_ time.Time, o []Send) { second = append(second, pings(o, pubA)...) })
+	// No full-TTL ping while the peer has not said its NAT lets us in: it could reach the
+	// peer's router before the peer opened its mapping towards us (the NAT trap).
+	h.run(BurstInterval, func(_ time.Time, o []Send) {
+		if p := pings(o, pubA); len(p) != 0 {
+			t.Fatalf("ping before the peer opened its NAT: %+v", p)
+		}
+	})
+	// The peer's call-me-maybe says it opened towards self1: the ping goes at once; its
+	// pong makes the path direct, straight from relay.
+	second := pings(h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now), pubA)
 	if len(second) != 1 || second[0].TTL != 0 {
 		t.Fatalf("second probe: %+v", second)
 	}
@@ -253,8 +260,9 @@ func TestBlackHole(t *testing.T) {
 	if ch := h.m.TakeChanged(); !slices.Contains(ch, peerA) {
 		t.Fatalf("changed %v", ch)
 	}
-	// The fallback tick already re-probes: call-me-maybe and pings.
-	if len(calls(afterLoss)) != 1 || len(pings(afterLoss, pubA)) != 1 {
+	// The fallback tick already re-probes: call-me-maybe and a TTL-limited probe (the
+	// address no longer answers: full-TTL pings wait for the peer's word again).
+	if len(calls(afterLoss)) != 1 || len(pings(afterLoss, pubA)) != 1 || pings(afterLoss, pubA)[0].TTL != DefaultOpenTTL {
 		t.Fatalf("no re-probe with the fallback: %+v", afterLoss)
 	}
 	// While probing after the loss, the reason says so.
@@ -342,7 +350,8 @@ func TestIdlePathDiesAfterRetries(t *testing.T) {
 func TestBackoff(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.m.SetRelay(true)
-	out := h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}}}, h.now)
+	// A peer with no NAT: no NAT trap to avoid, so every round pings (the timing is tested).
+	out := h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}, NAT: wire.NATNone}}, h.now)
 	type round struct {
 		at   time.Duration
 		ttl  int
@@ -393,7 +402,9 @@ func TestOpenTTLDisabled(t *testing.T) {
 func TestPeerReflexive(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.m.SetRelay(true)
-	h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}}}, h.now)
+	// No NAT at the peer: the map candidate gets pings without the peer's word (see
+	// TestNoFullTTLBeforePeerOpened).
+	h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}, NAT: wire.NATNone}}, h.now)
 	h.m.TakeChanged()
 	tx := disco.TxID{9}
 	out := h.m.HandlePing(peerA, seenA, tx, h.now)
@@ -464,22 +475,24 @@ func TestCallMeMaybe(t *testing.T) {
 	h.m.SetRelay(true)
 	h.m.SetPeers([]Peer{{Key: peerA}}, h.now)
 	h.run(3*time.Second, nil)
-	out := h.m.HandleCallMeMaybe(peerA, []netip.AddrPort{pubA, lanA, {}}, h.now)
+	out := h.m.HandleCallMeMaybe(peerA, []netip.AddrPort{pubA, lanA, {}}, nil, h.now)
 	if p := pings(out, pubA); len(p) != 1 || p[0].TTL != DefaultOpenTTL {
 		t.Fatalf("probe to the called endpoint: %+v", out)
 	}
 	if len(pings(out, lanA)) != 1 {
 		t.Fatalf("no probe to the LAN endpoint: %+v", out)
 	}
-	// Answering a call with a call would make the two sides call each other forever.
-	if len(calls(out)) != 0 {
-		t.Fatalf("call-me-maybe answered with call-me-maybe")
+	// The call is answered once, saying which of the peer's addresses our NAT now lets
+	// in (the TTL-limited probes above); the LAN one is never behind the peer's NAT.
+	if c := calls(out); len(c) != 1 || !slices.Equal(c[0].Msg.(*disco.CallMeMaybe).Opened, []netip.AddrPort{pubA}) {
+		t.Fatalf("answer to call-me-maybe: %+v", c)
 	}
 	if cs := h.m.Candidates(peerA); len(cs) != 2 || !cs[1].LAN {
 		t.Fatalf("candidates %+v", cs)
 	}
-	// A second call straight away while probing adds nothing.
-	if out := h.m.HandleCallMeMaybe(peerA, []netip.AddrPort{pubA}, h.now); len(out) != 0 {
+	// A second call straight away while probing adds nothing, and is not answered: two
+	// sides do not keep calling each other.
+	if out := h.m.HandleCallMeMaybe(peerA, []netip.AddrPort{pubA}, nil, h.now); len(out) != 0 {
 		t.Fatalf("repeated call: %+v", out)
 	}
 }
@@ -661,4 +674,163 @@ func TestPingBack(t *testing.T) {
 	}
 	h.answer(back, time.Millisecond, pubA)
 	h.wantPath(peerA, Direct, pubA)
+}
+
+// fullPings are the pings in out to addr at full TTL.
+func fullPings(out []Send, to netip.AddrPort) []Send {
+	var r []Send
+	for _, s := range pings(out, to) {
+		if s.TTL == 0 {
+			r = append(r, s)
+		}
+	}
+	return r
+}
+
+// TestNoFullTTLBeforePeerOpened: an address that has not answered gets only TTL-limited
+// probes until the peer says (call-me-maybe's Opened) that its NAT lets in an address of
+// ours, or a ping comes from it: a full-TTL ping reaching the peer's router first could
+// make it remap the peer's own packets to us (the Linux NAT trap).
+func TestNoFullTTLBeforePeerOpened(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.m.SetRelay(true)
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self1}, At: t0})
+	out := h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}, NAT: wire.NATEasy}}, h.now)
+	if p := pings(out, pubA); len(p) != 1 || p[0].TTL != DefaultOpenTTL {
+		t.Fatalf("first probe %+v", p)
+	}
+	check := func(what string, out []Send) {
+		t.Helper()
+		if p := fullPings(out, pubA); len(p) != 0 {
+			t.Fatalf("%s: full-TTL ping before the peer opened its NAT: %+v", what, p)
+		}
+	}
+	h.run(5*time.Second, func(_ time.Time, o []Send) { check("probing", o) })
+	// The peer opened its NAT to an address that is not ours: still nothing.
+	other := netip.MustParseAddrPort("198.51.100.99:51820")
+	check("opened to another address", h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{other}, h.now))
+	h.run(time.Second, func(_ time.Time, o []Send) { check("after a call for another address", o) })
+	// It opened towards us: the ping goes at once.
+	out = h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now)
+	if p := fullPings(out, pubA); len(p) != 1 {
+		t.Fatalf("no ping once the peer opened its NAT: %+v", out)
+	}
+	// A ping from an address means the peer's NAT lets us in there: pinged back at once.
+	out = h.m.HandlePing(peerA, seenA, disco.TxID{7}, h.now)
+	if p := fullPings(out, seenA); len(p) != 1 {
+		t.Fatalf("no ping back: %+v", out)
+	}
+}
+
+// TestRoamReprobe: after a direct path dies, full-TTL pings to addresses that do not answer
+// wait for the peer's word about an address of ours measured since the loss (the old ones
+// may be gone: we may have roamed). When pings on that word still get no answer, a clash
+// entry may stand on a router (the peer's packets from its new address reached ours
+// first): nothing but answers goes to those addresses for clashExpiry, so it expires;
+// then TTL-limited probes and call-me-maybe start over.
+func TestRoamReprobe(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.m.SetRelay(true)
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self1}, At: t0})
+	h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}, NAT: wire.NATEasy}}, h.now)
+	h.now = h.now.Add(time.Second)
+	h.answer(h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now), time.Millisecond, pubA)
+	h.wantPath(peerA, Direct, pubA)
+
+	// The path dies; the peer turns up at a new address too (map update).
+	h.now = h.now.Add(time.Second)
+	out := h.m.PathFailed(peerA, h.now)
+	h.wantPath(peerA, Relay, netip.AddrPort{})
+	if p := pings(out, pubA); len(calls(out)) != 1 || len(p) != 1 || p[0].TTL != DefaultOpenTTL {
+		t.Fatalf("re-probe after the loss: %+v", out)
+	}
+	out = h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}, {Addr: pub2A}}, NAT: wire.NATEasy}}, h.now)
+	if p := pings(out, pub2A); len(p) != 1 || p[0].TTL != DefaultOpenTTL {
+		t.Fatalf("probe to the new address: %+v", out)
+	}
+	// The peer's word about an address of ours measured before the loss does not count.
+	var sent []Send
+	sent = append(sent, h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now)...)
+	h.run(time.Second, func(_ time.Time, o []Send) { sent = append(sent, o...) })
+	if p := append(fullPings(sent, pubA), fullPings(sent, pub2A)...); len(p) != 0 {
+		t.Fatalf("full-TTL ping on the word about a stale address: %+v", p)
+	}
+	// Our new public address is measured; the peer says it opened towards it: pings go.
+	self2 := netip.MustParseAddrPort("198.51.100.8:51820")
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self2}, At: h.now})
+	out = h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self2}, h.now)
+	if len(fullPings(out, pub2A)) != 1 {
+		t.Fatalf("no ping once the peer opened to our current address: %+v", out)
+	}
+	// Nothing answers them: once the burst ends, the quiet begins.
+	var quietFrom time.Time
+	h.run(5*time.Second, func(now time.Time, o []Send) {
+		if quietFrom.IsZero() && !h.m.peers[peerA].quietUntil.IsZero() {
+			quietFrom = now
+		}
+	})
+	if quietFrom.IsZero() {
+		t.Fatal("no quiet after pings on the peer's word failed")
+	}
+	var quiet []Send
+	quiet = append(quiet, h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self2}, h.now)...)
+	h.run(quietFrom.Add(clashExpiry).Sub(h.now)-100*time.Millisecond, func(_ time.Time, o []Send) { quiet = append(quiet, o...) })
+	if p := append(pings(quiet, pubA), pings(quiet, pub2A)...); len(p) != 0 {
+		t.Fatalf("sent during the quiet: %+v", p)
+	}
+	// An answer still goes: a ping from the new address is pinged back there.
+	if p := fullPings(h.m.HandlePing(peerA, pub2A, disco.TxID{8}, h.now), pub2A); len(p) != 1 {
+		t.Fatalf("no ping back during the quiet: %+v", p)
+	}
+}
+
+// TestQuietEnds: after the quiet, probing starts over with TTL-limited probes and
+// call-me-maybe; full pings follow the peer's word.
+func TestQuietEnds(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.m.SetRelay(true)
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self1}, At: t0})
+	h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}, NAT: wire.NATEasy}}, h.now)
+	h.now = h.now.Add(time.Second)
+	h.answer(h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now), time.Millisecond, pubA)
+	h.now = h.now.Add(time.Second)
+	h.m.PathFailed(peerA, h.now)
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self1}, At: h.now})
+	h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now)
+	h.run(3*time.Second, nil)
+	until := h.m.peers[peerA].quietUntil
+	if until.IsZero() {
+		t.Fatal("no quiet")
+	}
+	var first []Send
+	h.run(until.Sub(h.now)+time.Second, func(now time.Time, o []Send) {
+		if len(pings(o, pubA)) > 0 && first == nil {
+			if now.Before(until) {
+				t.Fatalf("probe %v before the quiet ended", until.Sub(now))
+			}
+			first = o
+		}
+	})
+	if p := pings(first, pubA); len(p) != 1 || p[0].TTL != DefaultOpenTTL || len(calls(first)) != 1 {
+		t.Fatalf("first round after the quiet: %+v", first)
+	}
+	if c := calls(first); !slices.Contains(c[0].Msg.(*disco.CallMeMaybe).Opened, pubA) {
+		t.Fatalf("call-me-maybe after the quiet: %+v", c)
+	}
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self1}, At: h.now})
+	if p := fullPings(h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now), pubA); len(p) != 1 {
+		t.Fatalf("no ping on the peer's word after the quiet: %+v", p)
+	}
+}
+
+// TestOpenedBeforeSTUN: before any measurement of our public address and any direct path,
+// the peer's word lists where the broker saw us, and counts.
+func TestOpenedBeforeSTUN(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.m.SetRelay(true)
+	h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}, NAT: wire.NATEasy}}, h.now)
+	h.now = h.now.Add(BurstInterval)
+	if p := fullPings(h.m.HandleCallMeMaybe(peerA, nil, []netip.AddrPort{self1}, h.now), pubA); len(p) != 1 {
+		t.Fatalf("no ping on the peer's word before STUN: %+v", p)
+	}
 }

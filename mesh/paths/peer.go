@@ -18,12 +18,24 @@ type peer struct {
 	burstStart    time.Time // the current (or next scheduled) burst starts then
 	burstUntil    time.Time // and sends rounds every BurstInterval until then
 	lastRound     time.Time
+	roundsOf      time.Time     // the burst (its start) the last round belonged to
 	nextRound     time.Time     // the next probing round; zero: none scheduled
 	backoff       time.Duration // the gap before the next burst if this one finds nothing
 	callPending   bool          // the next round also sends call-me-maybe through the relay
 	probed        bool          // the first burst has ended
 	lastTriggered time.Time     // last burst the peer's ping or call-me-maybe started
 	lostAt        time.Time     // when the last direct path died; zero once a new one works
+	// opened is what the peer last said (call-me-maybe's Opened) its NAT lets in packets
+	// from, at openedAt: once one is an address of ours known to be current, full-TTL
+	// pings to the peer are safe.
+	opened   []netip.AddrPort
+	openedAt time.Time
+	// quietUntil: after re-probing a lost path failed, nothing but answers goes to
+	// addresses that do not answer until then (see clashExpiry).
+	quietUntil time.Time
+	fullTried  bool             // this burst pinged an unanswered address on the peer's word
+	toldAt     time.Time        // when our last call-me-maybe with Opened went to the peer
+	told       []netip.AddrPort // the addresses it said we opened towards
 
 	dataAt        time.Time // WireGuard last sent data to the peer
 	relayRTT      time.Duration
@@ -37,7 +49,9 @@ type cand struct {
 	learned  bool      // from traffic or call-me-maybe, not the map
 	lastSeen time.Time // learned: last heard of, for expiry
 
-	opened    bool // the open-mapping probe went out since the last burst started
+	opened    bool      // the open-mapping probe went out since the last burst started
+	sentAt    time.Time // the last probe or ping went to it then
+	heardAt   time.Time // a ping came from this address: the peer's NAT lets us in
 	lastPing  time.Time
 	lastPong  time.Time
 	rtt       time.Duration
