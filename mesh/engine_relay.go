@@ -14,10 +14,12 @@ import (
 
 // Relay connection timing.
 const (
-	relayDialTimeout = 5 * time.Second // per relay and transport: UDP, then TLS
-	relayMaxBackoff  = 30 * time.Second
-	relayBufSize     = 4096 // a relayed WireGuard packet is at most the path MTU
-	relayBatch       = 64
+	relayDialTimeout = 5 * time.Second // per relay and transport
+	// tlsHeadStart is how long UDP may try alone before TLS is dialled beside it.
+	tlsHeadStart    = 300 * time.Millisecond
+	relayMaxBackoff = 30 * time.Second
+	relayBufSize    = 4096 // a relayed WireGuard packet is at most the path MTU
+	relayBatch      = 64
 )
 
 // RelayConn is a connection to a relay as the engine uses it; *relayclient.Conn is one.
@@ -191,33 +193,77 @@ func (e *Engine) readRelay(ctx context.Context, c RelayConn) {
 	}
 }
 
-// dialRelayClient connects with relayclient: over UDP, else TLS (for networks that
-// block UDP), each attempt bounded by relayDialTimeout.
+// dialRelayClient connects with relayclient over UDP and, for networks that block UDP,
+// TLS. UDP gets a head start of tlsHeadStart; if it has not connected by then, TLS is
+// dialled beside it and the first to connect wins (UDP still wins a tie it reaches first),
+// so a network without UDP costs a fraction of a second, not a whole UDP timeout. Each
+// attempt is bounded by relayDialTimeout.
 func (e *Engine) dialRelayClient(ctx context.Context, r wire.RelayInfo, priv wire.Key) (RelayConn, error) {
-	var errs []error
 	log := e.log.With("component", "relay", "relay", r.Name)
-	try := func(cfg relayclient.Config) (RelayConn, error) {
-		dctx, cancel := context.WithTimeout(ctx, relayDialTimeout)
-		defer cancel()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		c   RelayConn
+		err error
+	}
+	results := make(chan result, 2)
+	try := func(what string, cfg relayclient.Config) {
+		dctx, dcancel := context.WithTimeout(ctx, relayDialTimeout)
+		defer dcancel()
 		cfg.RelayKey, cfg.PrivateKey, cfg.Logger = r.PublicKey, priv, log
-		return relayclient.Dial(dctx, cfg)
+		c, err := relayclient.Dial(dctx, cfg)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", what, err)
+		}
+		results <- result{c, err}
 	}
+	pending := 0
+	startTLS := func() {
+		if r.TLS != "" {
+			pending++
+			go try("TLS "+r.TLS, relayclient.Config{URL: "https://" + r.TLS, Proxy: http.ProxyFromEnvironment})
+		}
+	}
+	head := time.NewTimer(tlsHeadStart)
+	defer head.Stop()
 	if r.UDP != "" {
-		c, err := try(relayclient.Config{UDPAddr: r.UDP})
-		if err == nil {
-			return c, nil
-		}
-		errs = append(errs, fmt.Errorf("UDP %s: %w", r.UDP, err))
+		pending++
+		go try("UDP "+r.UDP, relayclient.Config{UDPAddr: r.UDP})
+	} else {
+		startTLS()
+		head.Stop()
 	}
-	if r.TLS != "" && ctx.Err() == nil {
-		c, err := try(relayclient.Config{URL: "https://" + r.TLS, Proxy: http.ProxyFromEnvironment})
-		if err == nil {
-			return c, nil
-		}
-		errs = append(errs, fmt.Errorf("TLS %s: %w", r.TLS, err))
-	}
-	if len(errs) == 0 {
+	if pending == 0 {
 		return nil, fmt.Errorf("relay %s: no UDP or TLS address", r.Name)
+	}
+	tlsStarted := r.UDP == ""
+	var errs []error
+	for pending > 0 {
+		select {
+		case <-head.C:
+			if !tlsStarted {
+				tlsStarted = true
+				startTLS()
+			}
+		case res := <-results:
+			pending--
+			if res.err == nil {
+				// The loser, if it connects later, is closed.
+				go func(n int) {
+					for range n {
+						if late := <-results; late.err == nil {
+							late.c.Close()
+						}
+					}
+				}(pending)
+				return res.c, nil
+			}
+			errs = append(errs, res.err)
+			if !tlsStarted {
+				tlsStarted = true
+				startTLS()
+			}
+		}
 	}
 	return nil, fmt.Errorf("relay %s: %w", r.Name, errors.Join(errs...))
 }

@@ -585,3 +585,44 @@ func TestHoldSupersedes(t *testing.T) {
 	}
 	nothingArrives(t, l)
 }
+
+// TestCrossingResendsOurInitiation: when the tie-break drops the peer's initiation, our own
+// initiation goes out again, byte for byte, so a peer that lost it can answer at once.
+func TestCrossingResendsOurInitiation(t *testing.T) {
+	b := New(Config{Self: keyB})
+	rel := &fakeRelay{}
+	b.SetRelay(rel)
+	b.SetRoute(keyA, Route{Relay: true})
+	pe := b.Peer(keyA)
+	ours := handshakeMsg(msgInitiation, 148)
+	ours[4] = 7
+	if err := b.Send([][]byte{ours}, pe); err != nil {
+		t.Fatal(err)
+	}
+	sent := func() [][]byte {
+		rel.mu.Lock()
+		defer rel.mu.Unlock()
+		return append([][]byte(nil), rel.pkts...)
+	}
+	if n := len(sent()); n != 1 {
+		t.Fatalf("relay got %d packets, want our initiation", n)
+	}
+	theirs := handshakeMsg(msgInitiation, 148)
+	if b.admitHandshake(pe, theirs) {
+		t.Fatal("the peer's initiation passed while ours is outstanding and our key is the greater")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sent()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := sent()
+	if len(got) != 2 || !bytes.Equal(got[1], ours) {
+		t.Fatalf("after the drop the relay got %d packets, want our initiation resent", len(got))
+	}
+	// A second drop right away does not resend again (rate limit).
+	b.admitHandshake(pe, theirs)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(sent()); n != 2 {
+		t.Fatalf("resent %d times within the rate limit", n-1)
+	}
+}

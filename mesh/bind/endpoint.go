@@ -24,6 +24,10 @@ type PeerEndpoint struct {
 	// initSent is when WireGuard last sent the peer a handshake initiation that is still
 	// outstanding (Unix nanoseconds; 0: none). See handshake.go.
 	initSent atomic.Int64
+	// lastInit is a copy of that initiation, resent when the tie-break drops the peer's
+	// own initiation (handshake.go); lastResend rate-limits that (Unix nanoseconds).
+	lastInit   atomic.Pointer[[]byte]
+	lastResend atomic.Int64
 
 	hmu  sync.Mutex // guards held
 	held held       // packets waiting for a route

@@ -21,12 +21,22 @@ const rekeyTimeout = 5 * time.Second
 // the broker's simultaneous punch make the rule, not the exception. The bind breaks the
 // tie: while its own initiation to a peer is outstanding, the side with the greater public
 // key drops the peer's initiation; the other side answers the greater key's initiation.
+// But ours may have been lost — typically it reached the peer (or the relay) before the
+// peer knew us, and the peer's initiation is the sign that it knows us now. So when the
+// tie-break drops the peer's initiation, the bind sends ours again, byte for byte: a peer
+// that never got it answers it at once instead of after REKEY_TIMEOUT, and a peer that did
+// get it rejects the copy as a replay (WireGuard's timestamp), which is harmless.
+
+// resendEvery bounds how often our initiation is resent to one peer.
+const resendEvery = 200 * time.Millisecond
 
 // noteHandshake records the handshake messages WireGuard sends to the peer.
 func (e *PeerEndpoint) noteHandshake(pkt []byte, now time.Time) {
 	switch pkt[0] {
 	case msgInitiation:
 		e.initSent.Store(now.UnixNano())
+		cp := append([]byte(nil), pkt...)
+		e.lastInit.Store(&cp)
 	case msgResponse:
 		// Answering the peer's initiation replaced our own handshake state: our
 		// initiation is no longer outstanding.
@@ -44,8 +54,22 @@ func (b *Bind) admitHandshake(pe *PeerEndpoint, pkt []byte) bool {
 	case msgInitiation:
 		sent := pe.initSent.Load()
 		if sent != 0 && time.Since(time.Unix(0, sent)) < rekeyTimeout && bytes.Compare(b.h.Self[:], pe.key[:]) > 0 {
+			b.resendInitiation(pe)
 			return false
 		}
 	}
 	return true
+}
+
+// resendInitiation sends our outstanding initiation to the peer again, off the receive path.
+func (b *Bind) resendInitiation(pe *PeerEndpoint) {
+	init := pe.lastInit.Load()
+	now := time.Now().UnixNano()
+	last := pe.lastResend.Load()
+	if init == nil || now-last < int64(resendEvery) || !pe.lastResend.CompareAndSwap(last, now) {
+		return
+	}
+	pkt := append([]byte(nil), (*init)...)
+	// Best effort: if it fails, WireGuard's own retry still comes.
+	go func() { _ = b.Send([][]byte{pkt}, pe) }()
 }
