@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/weftmesh/weft/internal/atomicfile"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func LoadOrCreateKey(dir string) (wire.Key, error) {
 	if err != nil {
 		return k, err
 	}
-	if err := writeFileAtomic(path, []byte(k.String()+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(k.String()+"\n"), 0o600); err != nil {
 		return k, err
 	}
 	return k, nil
@@ -96,10 +97,10 @@ func LoadOrCreateCert(dir, certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return c, err
 	}
-	if err := writeFileAtomic(kp, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(kp, keyPEM, 0o600); err != nil {
 		return c, err
 	}
-	if err := writeFileAtomic(cp, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(cp, certPEM, 0o644); err != nil {
 		return c, err
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
@@ -132,33 +133,4 @@ func selfSigned(now time.Time) (certPEM, keyPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
-}
-
-// writeFileAtomic writes data to path through a temporary file and a rename, so a
-// crash never leaves a half-written key.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

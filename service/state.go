@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/weftmesh/weft/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -97,7 +98,7 @@ func (s *Store) LoadKey() (key wire.Key, ok bool, err error) {
 
 // SaveKey writes the private key, readable by its owner only.
 func (s *Store) SaveKey(k wire.Key) error {
-	if err := writeAtomic(s.path(keyFile), []byte(k.String()+"\n")); err != nil {
+	if err := atomicfile.Write(s.path(keyFile), []byte(k.String()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save private key: %w", err)
 	}
 	return nil
@@ -129,7 +130,7 @@ func (s *Store) Save(st State) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	if err := writeAtomic(s.path(stateFile), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(s.path(stateFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
@@ -142,43 +143,5 @@ func (s *Store) Clear() error {
 			return fmt.Errorf("delete %s: %w", name, err)
 		}
 	}
-	return syncDir(s.dir)
-}
-
-// writeAtomic writes data to a temporary file beside path, syncs it, renames it over
-// path and syncs the directory, so the rename itself survives a crash.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	committed := false
-	defer func() {
-		if !committed {
-			os.Remove(tmp)
-		}
-	}()
-	// CreateTemp makes the file 0600 already; say so explicitly in case that changes.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	committed = true
-	return syncDir(dir)
+	return atomicfile.SyncDir(s.dir)
 }

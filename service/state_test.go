@@ -1,6 +1,7 @@
 package service
 
 import (
+	"github.com/weftmesh/weft/internal/atomicfile"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func TestStoreRoundTrip(t *testing.T) {
 func TestAtomicWriteKeepsOldOnFailure(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
-	if err := writeAtomic(p, []byte("old")); err != nil {
+	if err := atomicfile.Write(p, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Renaming over a non-empty directory fails: the old file must survive and no
@@ -82,7 +83,7 @@ func TestAtomicWriteKeepsOldOnFailure(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "sub", "child"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeAtomic(filepath.Join(dir, "sub"), []byte("new")); err == nil {
+	if err := atomicfile.Write(filepath.Join(dir, "sub"), []byte("new"), 0o600); err == nil {
 		t.Fatal("writing over a non-empty directory succeeded")
 	}
 	if b, _ := os.ReadFile(p); string(b) != "old" {
