@@ -193,10 +193,18 @@ func (b *Broker) adminCreateAuthKey(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, AdminAuthKey{Key: key})
 }
 
-func (b *Broker) adminListDevices(w http.ResponseWriter, r *http.Request) {
+// accountParam reads the ?account= every admin listing needs, answering 400 when it is missing.
+func (b *Broker) accountParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	account := r.URL.Query().Get("account")
 	if account == "" {
 		b.fail(w, r, errorf(http.StatusBadRequest, "account is missing"))
+	}
+	return account, account != ""
+}
+
+func (b *Broker) adminListDevices(w http.ResponseWriter, r *http.Request) {
+	account, ok := b.accountParam(w, r)
+	if !ok {
 		return
 	}
 	devs, err := b.store.AccountDevices(r.Context(), account)

@@ -57,9 +57,8 @@ func (b *Broker) adminVDev(v store.VirtualDevice) AdminVDev {
 }
 
 func (b *Broker) adminListRoutes(w http.ResponseWriter, r *http.Request) {
-	account := r.URL.Query().Get("account")
-	if account == "" {
-		b.fail(w, r, errorf(http.StatusBadRequest, "account is missing"))
+	account, ok := b.accountParam(w, r)
+	if !ok {
 		return
 	}
 	devs, err := b.store.AccountDevices(r.Context(), account)
@@ -112,9 +111,8 @@ func (b *Broker) adminApproval(approve bool) http.HandlerFunc {
 }
 
 func (b *Broker) adminListVDevs(w http.ResponseWriter, r *http.Request) {
-	account := r.URL.Query().Get("account")
-	if account == "" {
-		b.fail(w, r, errorf(http.StatusBadRequest, "account is missing"))
+	account, ok := b.accountParam(w, r)
+	if !ok {
 		return
 	}
 	vs, err := b.store.AccountVirtualDevices(r.Context(), account)

@@ -65,9 +65,8 @@ func (b *Broker) adminPolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *Broker) adminGetPolicy(w http.ResponseWriter, r *http.Request) {
-	account := r.URL.Query().Get("account")
-	if account == "" {
-		b.fail(w, r, errorf(http.StatusBadRequest, "account is missing"))
+	account, ok := b.accountParam(w, r)
+	if !ok {
 		return
 	}
 	a, err := b.store.AccountByName(r.Context(), account)

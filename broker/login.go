@@ -183,29 +183,10 @@ func validateLoginStart(req wire.LoginStartRequest, remote string) (store.Device
 }
 
 func (f *loginFlow) handleWait(w http.ResponseWriter, r *http.Request) {
-	var req wire.LoginWaitRequest
-	if err := readJSON(w, r, &req); err != nil {
-		f.b.fail(w, r, err)
+	l, ok := f.await(w, r, false, "start the login again")
+	if !ok {
 		return
 	}
-	f.mu.Lock()
-	f.sweepLocked()
-	l := f.byToken[sha256.Sum256([]byte(req.Token))]
-	f.mu.Unlock()
-	if l == nil || l.session != nil {
-		writeError(w, http.StatusNotFound, "no such login: it expired or the broker restarted; start the login again")
-		return
-	}
-	timer := time.NewTimer(f.waitTimeout)
-	defer timer.Stop()
-	select {
-	case <-l.ended:
-	case <-timer.C:
-	case <-r.Context().Done():
-		return
-	}
-	f.mu.Lock()
-	f.expireLocked(l)
 	state, dev, failure := l.state, l.device, l.failure
 	f.mu.Unlock()
 	switch state {
@@ -216,6 +197,38 @@ func (f *loginFlow) handleWait(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, wire.LoginWaitResponse{})
 	}
+}
+
+// await is the long poll both kinds of login share: it finds the pending login named by
+// the request's token (a session login if session), waits until it ends or the poll times
+// out, and returns with f.mu held so the caller reads the outcome consistently. ok is false
+// when it already answered (bad request, unknown login; again tells the client what to do)
+// or the client went away.
+func (f *loginFlow) await(w http.ResponseWriter, r *http.Request, session bool, again string) (l *login, ok bool) {
+	var req wire.LoginWaitRequest
+	if err := readJSON(w, r, &req); err != nil {
+		f.b.fail(w, r, err)
+		return nil, false
+	}
+	f.mu.Lock()
+	f.sweepLocked()
+	l = f.byToken[sha256.Sum256([]byte(req.Token))]
+	f.mu.Unlock()
+	if l == nil || (l.session != nil) != session {
+		writeError(w, http.StatusNotFound, "no such login: it expired or the broker restarted; "+again)
+		return nil, false
+	}
+	timer := time.NewTimer(f.waitTimeout)
+	defer timer.Stop()
+	select {
+	case <-l.ended:
+	case <-timer.C:
+	case <-r.Context().Done():
+		return nil, false
+	}
+	f.mu.Lock()
+	f.expireLocked(l)
+	return l, true
 }
 
 // lookup returns the login with id, brought up to date with the clock, or nil.

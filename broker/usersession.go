@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/weftmesh/weft/broker/store"
 	"github.com/weftmesh/weft/wire"
@@ -69,29 +68,10 @@ func (f *loginFlow) handleSessionStart(w http.ResponseWriter, r *http.Request) {
 // handleSessionWait answers like handleWait; once the person signed in, the first wait
 // gets a new session's token, and later ones 410.
 func (f *loginFlow) handleSessionWait(w http.ResponseWriter, r *http.Request) {
-	var req wire.LoginWaitRequest
-	if err := readJSON(w, r, &req); err != nil {
-		f.b.fail(w, r, err)
+	l, ok := f.await(w, r, true, "log in again")
+	if !ok {
 		return
 	}
-	f.mu.Lock()
-	f.sweepLocked()
-	l := f.byToken[sha256.Sum256([]byte(req.Token))]
-	f.mu.Unlock()
-	if l == nil || l.session == nil {
-		writeError(w, http.StatusNotFound, "no such login: it expired or the broker restarted; log in again")
-		return
-	}
-	timer := time.NewTimer(f.waitTimeout)
-	defer timer.Stop()
-	select {
-	case <-l.ended:
-	case <-timer.C:
-	case <-r.Context().Done():
-		return
-	}
-	f.mu.Lock()
-	f.expireLocked(l)
 	state, failure, sl := l.state, l.failure, *l.session
 	claimed := state == loginDone && !l.session.collected
 	if claimed {

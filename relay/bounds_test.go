@@ -124,9 +124,9 @@ func rawTLSLogin(t testing.TB, r *testRelay, priv wire.Key) *rawTLS {
 	}
 	h := relayproto.Hello{Client: priv.Public()}
 	rand.Read(h.Nonce[:])
-	writeFrame(conn, relayproto.AppendHello(nil, h))
+	relayproto.WriteFrame(conn, relayproto.AppendHello(nil, h))
 	buf := make([]byte, relayproto.MaxFrame)
-	f, err := readFrame(br, buf)
+	f, err := relayproto.ReadFrame(br, buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +136,8 @@ func rawTLSLogin(t testing.TB, r *testRelay, priv wire.Key) *rawTLS {
 	}
 	shared, _ := relayproto.SharedKey(priv, r.PublicKey())
 	tr := relayproto.Transcript{Transport: relayproto.TransportTLS, Binding: binding, Relay: r.PublicKey(), Client: h.Client, Nonce: h.Nonce, Cookie: ch.Cookie}
-	writeFrame(conn, relayproto.AppendAuth(nil, relayproto.Auth{Client: h.Client, ClientNonce: h.Nonce, Cookie: ch.Cookie, MAC: relayproto.ClientMAC(shared, &tr)}))
-	if f, err = readFrame(br, buf); err != nil {
+	relayproto.WriteFrame(conn, relayproto.AppendAuth(nil, relayproto.Auth{Client: h.Client, ClientNonce: h.Nonce, Cookie: ch.Cookie, MAC: relayproto.ClientMAC(shared, &tr)}))
+	if f, err = relayproto.ReadFrame(br, buf); err != nil {
 		t.Fatal(err)
 	}
 	w, err := relayproto.ParseWelcome(f)

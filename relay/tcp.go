@@ -131,7 +131,7 @@ func headerHas(h http.Header, name, token string) bool {
 func (s *Server) serveTCP(conn net.Conn, br *bufio.Reader, binding []byte, remote netip.AddrPort, handshook func()) {
 	// Handshake messages are small; the big buffers wait for a proven client.
 	hs := make([]byte, relayproto.AuthSize)
-	f, err := readFrame(br, hs)
+	f, err := relayproto.ReadFrame(br, hs)
 	if err != nil {
 		return
 	}
@@ -149,10 +149,10 @@ func (s *Server) serveTCP(conn net.Conn, br *bufio.Reader, binding []byte, remot
 		return
 	}
 	s.stats.challenges.Add(1)
-	if err := writeFrame(conn, relayproto.AppendChallenge(nil, relayproto.Challenge{ClientNonce: h.Nonce, Cookie: cookie})); err != nil {
+	if err := relayproto.WriteFrame(conn, relayproto.AppendChallenge(nil, relayproto.Challenge{ClientNonce: h.Nonce, Cookie: cookie})); err != nil {
 		return
 	}
-	if f, err = readFrame(br, hs); err != nil {
+	if f, err = relayproto.ReadFrame(br, hs); err != nil {
 		return
 	}
 	a, err := relayproto.ParseAuth(f)
@@ -179,7 +179,7 @@ func (s *Server) serveTCP(conn net.Conn, br *bufio.Reader, binding []byte, remot
 	}
 	// The welcome goes out before the writer starts, so it precedes every frame queued
 	// for the client.
-	werr := writeFrame(conn, reply)
+	werr := relayproto.WriteFrame(conn, reply)
 	if err != nil || werr != nil {
 		s.remove(c)
 		return
@@ -207,7 +207,7 @@ func (s *Server) tcpReadLoop(c *client, br *bufio.Reader, slab []byte) {
 		if off == 0 {
 			c.tcp.conn.SetReadDeadline(time.Now().Add(s.cfg.Lease))
 		}
-		f, err := readFrame(br, slab[off:])
+		f, err := relayproto.ReadFrame(br, slab[off:])
 		if err != nil {
 			return
 		}
@@ -233,47 +233,12 @@ func (s *Server) tcpReadLoop(c *client, br *bufio.Reader, slab []byte) {
 		}
 		c.lastSeen.Store(now)
 		off += len(f)
-		if len(tx.msgs) >= batchSize || len(slab)-off < relayproto.MaxFrame || !frameBuffered(br) {
+		if len(tx.msgs) >= batchSize || len(slab)-off < relayproto.MaxFrame || !relayproto.FrameBuffered(br) {
 			tx.flush(s)
 			fw.reset()
 			off = 0
 		}
 	}
-}
-
-// readFrame reads one length-prefixed frame into dst.
-func readFrame(br *bufio.Reader, dst []byte) ([]byte, error) {
-	var l [2]byte
-	if _, err := io.ReadFull(br, l[:]); err != nil {
-		return nil, err
-	}
-	n := int(binary.BigEndian.Uint16(l[:]))
-	if n == 0 || n > len(dst) {
-		return nil, fmt.Errorf("relay frame of %d bytes", n)
-	}
-	if _, err := io.ReadFull(br, dst[:n]); err != nil {
-		return nil, err
-	}
-	return dst[:n:n], nil
-}
-
-// frameBuffered reports whether a whole frame can be read without blocking.
-func frameBuffered(br *bufio.Reader) bool {
-	n := br.Buffered()
-	if n < 2 {
-		return false
-	}
-	l, _ := br.Peek(2)
-	return n >= 2+int(binary.BigEndian.Uint16(l))
-}
-
-// writeFrame writes f with its length prefix in one write.
-func writeFrame(w io.Writer, f []byte) error {
-	b := make([]byte, 2+len(f))
-	binary.BigEndian.PutUint16(b, uint16(len(f)))
-	copy(b[2:], f)
-	_, err := w.Write(b)
-	return err
 }
 
 // tcpClient is the sending side of a TLS client: a bounded queue drained by its own

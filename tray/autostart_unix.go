@@ -3,9 +3,7 @@
 package tray
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,28 +36,5 @@ func InstallAutostart(args []string) (string, error) {
 		return "", err
 	}
 	entry := strings.Replace(assets.DesktopEntry(), "\nExec=EXEC\n", "\nExec="+exec+"\n", 1)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(entry), 0o644); err != nil {
-		return "", fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("install %s: %w", path, err)
-	}
-	return path, nil
-}
-
-// RemoveAutostart undoes InstallAutostart; with nothing installed it does nothing.
-func RemoveAutostart() (string, error) {
-	path, err := autostartFile()
-	if err != nil {
-		return "", err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("remove %s: %w", path, err)
-	}
-	return path, nil
+	return path, installFile(path, entry)
 }

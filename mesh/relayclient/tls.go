@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -107,10 +106,10 @@ func (c *Conn) dialTLS(ctx context.Context) (*session, error) {
 	t := &tlsConn{conn: tc, br: br, bw: bufio.NewWriterSize(tc, 64<<10)}
 	buf := make([]byte, relayproto.MaxFrame)
 	w, err := c.handshake(ctx, relayproto.TransportTLS, binding, func(ctx context.Context, msg []byte, want byte, nonce [relayproto.NonceSize]byte) ([]byte, error) {
-		if err := writeFrame(tc, msg); err != nil {
+		if err := relayproto.WriteFrame(tc, msg); err != nil {
 			return nil, err
 		}
-		f, err := readFrame(br, buf)
+		f, err := relayproto.ReadFrame(br, buf)
 		if err != nil {
 			return nil, fmt.Errorf("relay %s: handshake: %w", hostport, err)
 		}
@@ -220,7 +219,7 @@ func (t *tlsConn) readLoop(s *session) {
 		}
 		off := 0
 		for {
-			f, err := readFrame(t.br, slab[off:])
+			f, err := relayproto.ReadFrame(t.br, slab[off:])
 			if err != nil {
 				if b != nil {
 					c.deliver(b)
@@ -239,7 +238,7 @@ func (t *tlsConn) readLoop(s *session) {
 				}
 			}
 			off += len(f)
-			if len(slab)-off < relayproto.MaxFrame || !frameBuffered(t.br) {
+			if len(slab)-off < relayproto.MaxFrame || !relayproto.FrameBuffered(t.br) {
 				break
 			}
 		}
@@ -281,37 +280,4 @@ func (t *tlsConn) flush(s *session) error {
 		return fmt.Errorf("relay send: %w", err)
 	}
 	return nil
-}
-
-// readFrame reads one length-prefixed frame into dst.
-func readFrame(br *bufio.Reader, dst []byte) ([]byte, error) {
-	var l [2]byte
-	if _, err := io.ReadFull(br, l[:]); err != nil {
-		return nil, err
-	}
-	n := int(binary.BigEndian.Uint16(l[:]))
-	if n == 0 || n > len(dst) {
-		return nil, errors.New("bad relay frame length")
-	}
-	if _, err := io.ReadFull(br, dst[:n]); err != nil {
-		return nil, err
-	}
-	return dst[:n:n], nil
-}
-
-func frameBuffered(br *bufio.Reader) bool {
-	n := br.Buffered()
-	if n < 2 {
-		return false
-	}
-	l, _ := br.Peek(2)
-	return n >= 2+int(binary.BigEndian.Uint16(l))
-}
-
-func writeFrame(w io.Writer, f []byte) error {
-	b := make([]byte, 2+len(f))
-	binary.BigEndian.PutUint16(b, uint16(len(f)))
-	copy(b[2:], f)
-	_, err := w.Write(b)
-	return err
 }
