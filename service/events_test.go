@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,12 +22,24 @@ func follow(t *testing.T, c *ipc.Client) (<-chan wire.Event, <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	events, ended := make(chan wire.Event, 100), make(chan error, 1)
+	connected := make(chan struct{})
+	var once sync.Once
 	go func() {
 		ended <- c.Events(ctx, func(ev wire.Event) error {
 			events <- ev
+			once.Do(func() { close(connected) })
 			return nil
 		})
 	}()
+	// Wait for the stream's first event (the status as it is): a change made after
+	// follow returns is then sure to arrive as an event of its own.
+	select {
+	case <-connected:
+	case err := <-ended:
+		t.Fatalf("event stream ended before its first event: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("event stream sent no first event")
+	}
 	return events, ended
 }
 
