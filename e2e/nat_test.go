@@ -45,7 +45,7 @@ var natScenarios = []natScenario{
 		b, _ := behind(lab, "devb", lab.Internet(), netlab.NATHome)
 		return a, b, cgnat
 	}},
-	{name: "one symmetric", want: "relay", reason: "symmetric", build: func(lab *netlab.Lab) (*netlab.Host, *netlab.Host, *netlab.Router) {
+	{name: "one symmetric", want: "direct", build: func(lab *netlab.Lab) (*netlab.Host, *netlab.Host, *netlab.Router) {
 		a, ra := behind(lab, "deva", lab.Internet(), netlab.NATSymmetric)
 		b, _ := behind(lab, "devb", lab.Internet(), netlab.NATHome)
 		return a, b, ra

@@ -48,6 +48,7 @@ func (s *pathState) init() {
 type discoEvent struct {
 	sender wire.Key
 	via    netip.AddrPort // invalid: through the relay
+	aux    uint32         // the aux socket it came in on; 0: the WireGuard socket
 	msg    disco.Message
 	at     time.Time
 }
@@ -63,7 +64,7 @@ func (e *Engine) onDisco(src bind.Source, pkt []byte) {
 		return // the relay says one peer sent it, the packet says another
 	}
 	select {
-	case e.events <- discoEvent{sender: sender, via: src.Addr, msg: msg, at: time.Now()}:
+	case e.events <- discoEvent{sender: sender, via: src.Addr, aux: src.Aux, msg: msg, at: time.Now()}:
 	default: // the loop is behind; disco is retried on a schedule anyway
 	}
 }
@@ -105,11 +106,15 @@ func (e *Engine) handle(ev discoEvent) {
 	var out []paths.Send
 	switch m := ev.msg.(type) {
 	case *disco.Ping:
-		out = e.paths.HandlePing(ev.sender, ev.via, m.TxID, ev.at)
+		out = e.paths.HandlePingAux(ev.sender, ev.via, ev.aux, m.TxID, ev.at)
 	case *disco.Pong:
-		out = e.paths.HandlePong(ev.sender, ev.via, m.TxID, m.Src, ev.at)
+		out = e.paths.HandlePongAux(ev.sender, ev.via, ev.aux, m.TxID, m.Src, ev.at)
 	case *disco.CallMeMaybe:
 		out = e.paths.HandleCallMeMaybe(ev.sender, m.Endpoints, m.Opened, ev.at)
+	case *disco.Spray:
+		if !ev.via.IsValid() { // only the relay carries spray requests
+			out = e.paths.HandleSpray(ev.sender, m, ev.at)
+		}
 	}
 	e.applyLocked()
 	e.pmu.Unlock()
@@ -143,6 +148,9 @@ func (e *Engine) tick() bool {
 // applyLocked hands the bind the routes of peers whose path changed, and the map of
 // addresses to peers. The caller holds pmu.
 func (e *Engine) applyLocked() {
+	if err := e.bind.SetAux(e.paths.AuxSockets()); err != nil {
+		e.log.Warn("birthday probing: aux sockets", "err", err)
+	}
 	changed := e.paths.TakeChanged()
 	if len(changed) == 0 {
 		return
@@ -158,7 +166,7 @@ func (e *Engine) applyLocked() {
 		e.bind.SetRoute(k, e.routeLocked(k))
 		if p, old := e.paths.Path(k), e.ps.logged[k]; p.Kind != old.Kind || p.Addr != old.Addr {
 			e.ps.logged[k] = p
-			e.log.Info("peer path", "peer", k, "path", p.Kind, "addr", p.Addr, "rtt", p.RTT, "reason", e.paths.Reason(k))
+			e.log.Info("peer path", "peer", k, "path", p.Kind, "addr", p.Addr, "aux", p.Aux, "rtt", p.RTT, "reason", e.paths.Reason(k))
 			if isDirect(old.Kind) && !isDirect(p.Kind) {
 				select {
 				case e.lost <- struct{}{}:
@@ -176,17 +184,17 @@ func (e *Engine) applyLocked() {
 // /NAT-TRAVERSAL.md, "NAT traps handled").
 func isDirect(k paths.Kind) bool { return k == paths.Direct || k == paths.DirectLAN }
 
-// PathLost delivers a signal (coalesced) each time a peer's direct path stops answering:
-// a hint that this device may have moved without noticing (its router renumbered, a NAT
-// forgot its mappings), for the service to check its public mapping (STUN) at once
-// rather than at its next scheduled check.
+// PathLost delivers a signal (coalesced) each time a peer's direct path stops answering,
+// or the relay session does (engine_relay.go): a hint that this device may have moved
+// without noticing (its router renumbered, a NAT forgot its mappings), for the service to
+// check its public mapping (STUN) at once rather than at its next scheduled check.
 func (e *Engine) PathLost() <-chan struct{} { return e.lost }
 
 func (e *Engine) routeLocked(k wire.Key) bind.Route {
 	p := e.paths.Path(k)
 	switch p.Kind {
 	case paths.Direct, paths.DirectLAN:
-		return bind.Route{Direct: p.Addr}
+		return bind.Route{Direct: p.Addr, Aux: p.Aux}
 	case paths.Relay:
 		return bind.Route{Relay: true}
 	}
@@ -205,6 +213,9 @@ func (e *Engine) addrsLocked(set map[wire.Key]bool) map[netip.AddrPort]wire.Key 
 	claims := map[netip.AddrPort]claim{}
 	for k := range set {
 		for _, c := range e.paths.Candidates(k) {
+			if c.Aux != 0 {
+				continue // an aux socket's packets are its peer's anyway
+			}
 			rank := 1
 			if c.Confirmed {
 				rank = 2
@@ -239,9 +250,12 @@ func (e *Engine) sendAll(out []paths.Send) {
 			e.log.Debug("seal disco message", "peer", s.Peer, "err", err)
 			continue
 		}
-		if !s.To.IsValid() {
+		switch {
+		case !s.To.IsValid():
 			err = e.bind.SendRelay(s.Peer, pkt)
-		} else {
+		case s.Aux != 0:
+			err = e.bind.SendAux(s.Aux, s.To, pkt, s.TTL)
+		default:
 			err = e.bind.SendTo(s.To, pkt, s.TTL)
 		}
 		switch {

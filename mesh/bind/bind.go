@@ -47,6 +47,7 @@ type BatchRelay interface {
 // Source is where a disco packet came from.
 type Source struct {
 	Addr  netip.AddrPort // a direct packet's source address; invalid through the relay
+	Aux   uint32         // the aux socket a direct packet came in on; 0: the WireGuard socket
 	Relay wire.Key       // through the relay: the peer the relay says sent it
 }
 
@@ -64,6 +65,7 @@ type Config struct {
 // short while, for the next route (see queue.go).
 type Route struct {
 	Direct netip.AddrPort // valid: straight there
+	Aux    uint32         // from this aux socket (aux.go) instead of the WireGuard socket
 	Relay  bool           // else, through the relay
 }
 
@@ -88,6 +90,11 @@ type Bind struct {
 	relayIn    chan *relayPacket
 	relayPool  sync.Pool
 	relayDrops atomic.Uint64
+
+	// aux holds the aux sockets by ID (aux.go), replaced whole under auxMu.
+	aux        atomic.Pointer[map[uint32]*auxSock]
+	auxMu      sync.Mutex
+	auxScratch sync.Pool // *auxScratch
 
 	mu    sync.Mutex // guards the fields below
 	peers map[wire.Key]*PeerEndpoint
@@ -119,6 +126,7 @@ func New(h Config) *Bind {
 	b.relayPool.New = func() any { return &relayPacket{data: make([]byte, 0, 2048)} }
 	b.addrs.Store(&map[netip.AddrPort]*PeerEndpoint{})
 	b.byKey.Store(&map[wire.Key]*PeerEndpoint{})
+	b.aux.Store(&map[uint32]*auxSock{})
 	return b
 }
 
@@ -140,9 +148,10 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	return append(out, b.relayReceive(done)), actual, nil
 }
 
-// Close closes the socket and ends the relay receive function.
+// Close closes the socket and the aux sockets, and ends the relay receive function.
 func (b *Bind) Close() error {
 	err := b.inner.Close()
+	b.closeAux()
 	b.mu.Lock()
 	if b.done != nil {
 		close(b.done)
@@ -229,11 +238,14 @@ func (b *Bind) publishPeersLocked() {
 func (b *Bind) SetRoute(key wire.Key, r Route) {
 	rt := &route{Route: Route{Direct: unmap(r.Direct), Relay: r.Relay && !r.Direct.IsValid()}}
 	if rt.Direct.IsValid() {
+		rt.Aux = r.Aux
+	}
+	if rt.Direct.IsValid() && rt.Aux == 0 {
 		rt.direct = &conn.StdNetEndpoint{AddrPort: rt.Direct}
 	}
 	pe := b.Peer(key)
 	pe.route.Store(rt)
-	if rt.direct != nil || rt.Relay {
+	if rt.Direct.IsValid() || rt.Relay {
 		if held := pe.takeHeld(time.Now()); len(held) > 0 {
 			b.sendRoute(pe, rt, held)
 		}
@@ -269,7 +281,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	pe.noteSend(bufs)
 	rt := pe.route.Load()
-	if rt == nil || (rt.direct == nil && !rt.Relay) {
+	if rt == nil || (!rt.Direct.IsValid() && !rt.Relay) {
 		// No route yet: hold the packets for the first one (WireGuard would otherwise
 		// wait its 5 s handshake retry after a lost initiation).
 		if !pe.hold(bufs, time.Now()) {
@@ -283,6 +295,9 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 func (b *Bind) sendRoute(pe *PeerEndpoint, rt *route, bufs [][]byte) error {
 	if rt.direct != nil {
 		return b.inner.Send(bufs, rt.direct)
+	}
+	if rt.Aux != 0 {
+		return b.sendAux(rt.Aux, rt.Direct, bufs)
 	}
 	return b.sendRelay(pe.key, bufs)
 }
@@ -342,8 +357,15 @@ func (b *Bind) DeliverRelay(src wire.Key, pkt []byte) {
 	case !isWireGuard(pkt):
 		return
 	}
-	pe := (*b.byKey.Load())[src]
-	if pe == nil || !b.admitHandshake(pe, pkt) {
+	if pe := (*b.byKey.Load())[src]; pe != nil {
+		b.queueIn(pe, pkt)
+	}
+}
+
+// queueIn queues a WireGuard packet of peer pe that did not come in on the WireGuard
+// socket (the relay, an aux socket) for the relay receive function, copied.
+func (b *Bind) queueIn(pe *PeerEndpoint, pkt []byte) {
+	if !b.admitHandshake(pe, pkt) {
 		return
 	}
 	p := b.relayPool.Get().(*relayPacket)

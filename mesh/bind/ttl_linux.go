@@ -15,12 +15,21 @@ import (
 // cannot race with WireGuard's own sends the way changing the socket option would.
 func (b *Bind) sendTTL(addr netip.AddrPort, pkt []byte, ttl int) error {
 	v4, v6 := b.inner.UDPConns()
-	c, level, typ := v4, unix.IPPROTO_IP, unix.IP_TTL
+	c := v4
 	if addr.Addr().Is6() {
-		c, level, typ = v6, unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT
+		c = v6
 	}
 	if c == nil {
 		return fmt.Errorf("bind: send to %s: %w", addr, net.ErrClosed)
+	}
+	return writeTTL(c, addr, pkt, ttl)
+}
+
+// writeTTL sends pkt to addr on c with a TTL for this one datagram.
+func writeTTL(c *net.UDPConn, addr netip.AddrPort, pkt []byte, ttl int) error {
+	level, typ := unix.IPPROTO_IP, unix.IP_TTL
+	if addr.Addr().Is6() {
+		level, typ = unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT
 	}
 	oob := make([]byte, unix.CmsgSpace(4))
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))

@@ -42,6 +42,7 @@ const (
 	// typeCallMeMaybeOpened is a call-me-maybe that also lists the addresses of the
 	// receiver the sender just opened its own NAT mapping towards.
 	typeCallMeMaybeOpened = 4
+	typeSpray             = 5
 )
 
 // Payload sizes.
@@ -87,6 +88,22 @@ type CallMeMaybe struct {
 	// full TTL without tripping the sender's NAT (docs/NAT-TRAVERSAL.md, "NAT traps
 	// handled"). Sent as its own message type when not empty.
 	Opened []netip.AddrPort
+}
+
+// Spray asks the receiver to ping many ports of Addr at once, from its WireGuard socket:
+// the sender sits behind a NAT that gives every destination a new random port and has just
+// opened Ports such mappings towards the receiver (from as many sockets), so a ping to a
+// random port of Addr finds one of them often enough ("birthday" probing,
+// docs/NAT-TRAVERSAL.md).
+type Spray struct {
+	Addr  netip.Addr
+	Ports uint16
+}
+
+func (m *Spray) appendTo(b []byte) []byte {
+	b = append(b, typeSpray)
+	b = appendAddr(b, netip.AddrPortFrom(m.Addr, 0))
+	return binary.BigEndian.AppendUint16(b, m.Ports)
 }
 
 func (m *Ping) appendTo(b []byte) []byte {
@@ -262,6 +279,15 @@ func parse(p []byte) (Message, error) {
 			return nil, fmt.Errorf("%w: call-me-maybe of %d bytes", errMalform, len(body))
 		}
 		return &CallMeMaybe{Endpoints: parseAddrs(body)}, nil
+	case typeSpray:
+		if len(body) != addrLen+2 {
+			return nil, fmt.Errorf("%w: spray of %d bytes", errMalform, len(body))
+		}
+		ip := netip.AddrFrom16([16]byte(body[:16])).Unmap()
+		if !ip.IsGlobalUnicast() || binary.BigEndian.Uint16(body[16:18]) != 0 {
+			return nil, fmt.Errorf("%w: spray towards %s", errMalform, ip)
+		}
+		return &Spray{Addr: ip, Ports: binary.BigEndian.Uint16(body[18:])}, nil
 	case typeCallMeMaybeOpened:
 		if len(body) < 1 || (len(body)-1)%addrLen != 0 {
 			return nil, fmt.Errorf("%w: call-me-maybe of %d bytes", errMalform, len(body))

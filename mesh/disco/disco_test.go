@@ -32,6 +32,8 @@ func TestRoundTrip(t *testing.T) {
 		&CallMeMaybe{Endpoints: []netip.AddrPort{netip.MustParseAddrPort("192.168.1.10:51820")},
 			Opened: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.9:51820"), netip.MustParseAddrPort("[2001:db8::2]:7")}},
 		&CallMeMaybe{Opened: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.9:51820")}},
+		&Spray{Addr: netip.MustParseAddr("203.0.113.9"), Ports: 256},
+		&Spray{Addr: netip.MustParseAddr("2001:db8::2"), Ports: 1},
 	}
 	ca, cb := NewCodec(a), NewCodec(b)
 	for _, m := range msgs {
@@ -139,6 +141,10 @@ func TestMalformedPlaintext(t *testing.T) {
 		"opened ragged":      append([]byte{typeCallMeMaybeOpened, 0}, make([]byte, 19)...),
 		"opened count past":  append([]byte{typeCallMeMaybeOpened, 2}, make([]byte, addrLen)...),
 		"opened huge":        append([]byte{typeCallMeMaybeOpened, 0}, make([]byte, addrLen*(MaxEndpoints+1))...),
+		"short spray":        append([]byte{typeSpray}, make([]byte, addrLen+1)...),
+		"spray to nowhere":   append([]byte{typeSpray}, make([]byte, addrLen+2)...),
+		"spray to loopback":  append(append([]byte{typeSpray}, netip.IPv6Loopback().AsSlice()...), 0, 0, 1, 0),
+		"spray with a port":  append(append(append([]byte{typeSpray}, make([]byte, 10)...), 0xff, 0xff, 203, 0, 113, 9), 0, 1, 1, 0),
 	} {
 		aead, err := newAEAD(a, b.Public())
 		if err != nil {

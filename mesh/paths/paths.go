@@ -6,6 +6,7 @@ package paths
 
 import (
 	"cmp"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -65,6 +66,24 @@ const (
 	clashExpiry = 32 * time.Second
 )
 
+// Birthday probing, for a peer behind a NAT that maps every destination to a new random
+// port facing one that keeps one port for all ("One symmetric NAT" in
+// docs/NAT-TRAVERSAL.md). The hard side opens SprayPorts mappings towards the easy side
+// (one aux socket each), the easy side pings SprayPings random ports of the hard side's
+// address: some ping meets an open mapping with probability 1-(1-256/64512)^1024 ≈ 98 %.
+const (
+	SprayPorts = 256
+	SprayPings = 1024
+	// sprayWindow is how long an attempt's aux sockets wait for a ping.
+	sprayWindow = 3 * time.Second
+	// sprayAnswerEvery rate-limits the pings one peer's Spray requests make us send.
+	sprayAnswerEvery = 2 * time.Second
+	// maxSprayTargets bounds the peer addresses an attempt opens mappings towards.
+	maxSprayTargets = 2
+	// sprayMinPort: a NAT picks random ports from 1024 up for a source port that high.
+	sprayMinPort = 1024
+)
+
 // Bounds on what a peer (or a misbehaving one) can make the manager hold.
 const (
 	maxCandidates = 16 // from the map
@@ -109,6 +128,7 @@ func (k Kind) String() string {
 type Path struct {
 	Kind Kind
 	Addr netip.AddrPort // the address of a direct path
+	Aux  uint32         // a direct path from an aux socket (birthday probing); 0: the WireGuard socket
 	RTT  time.Duration  // the path's last measured round trip; 0 when not measured
 }
 
@@ -140,6 +160,7 @@ type Self struct {
 type Send struct {
 	Peer wire.Key
 	To   netip.AddrPort // the destination; invalid means through the relay
+	Aux  uint32         // when > 0, send from that aux socket instead of the WireGuard socket
 	TTL  int            // when > 0, the IP TTL (hop limit) for this one packet
 	Msg  disco.Message
 }
@@ -147,6 +168,7 @@ type Send struct {
 // CandidateState describes a candidate, for status and for mapping received packets.
 type CandidateState struct {
 	Addr      netip.AddrPort
+	Aux       uint32 // reached from that aux socket; 0: the WireGuard socket
 	LAN       bool
 	Learned   bool // learned from traffic, not from the map
 	Confirmed bool // answered a ping and not declared dead since
@@ -161,12 +183,17 @@ type Config struct {
 	// OpenTTL is the TTL of the open-mapping probe; 0 means DefaultOpenTTL, negative
 	// sends no such probe.
 	OpenTTL int
+	// RandPort picks a port for birthday probing; nil means uniformly random. Tests
+	// inject a sequence.
+	RandPort func() uint16
 }
 
 // Manager keeps every peer's path state. It is not safe for concurrent use: the caller
 // serialises calls.
 type Manager struct {
 	newTxID   func() disco.TxID
+	randPort  func() uint16
+	nextAux   uint32 // the last aux socket ID handed out
 	openTTL   int
 	relay     bool
 	self      Self
@@ -178,15 +205,18 @@ type Manager struct {
 }
 
 type pending struct {
-	peer wire.Key
-	to   netip.AddrPort // invalid: through the relay
-	sent time.Time
+	peer  wire.Key
+	to    netip.AddrPort // invalid: through the relay
+	aux   uint32         // sent from that aux socket
+	sent  time.Time
+	spray bool // a birthday ping: to is no candidate yet
 }
 
 // New returns an empty Manager.
 func New(cfg Config) *Manager {
 	m := &Manager{
 		newTxID:   cfg.NewTxID,
+		randPort:  cfg.RandPort,
 		openTTL:   cfg.OpenTTL,
 		peers:     map[wire.Key]*peer{},
 		pending:   map[disco.TxID]pending{},
@@ -195,6 +225,9 @@ func New(cfg Config) *Manager {
 	}
 	if m.newTxID == nil {
 		m.newTxID = disco.NewTxID
+	}
+	if m.randPort == nil {
+		m.randPort = func() uint16 { return uint16(sprayMinPort + rand.IntN(65536-sprayMinPort)) }
 	}
 	if m.openTTL == 0 {
 		m.openTTL = DefaultOpenTTL
@@ -228,6 +261,7 @@ func (m *Manager) SetPeers(peers []Peer, now time.Time) []Send {
 			out = m.round(p, now, out)
 			continue
 		}
+		natChanged := p.nat != pp.NAT
 		p.nat = pp.NAT
 		if p.setCandidates(pp.Candidates, now) {
 			m.changed[p.key] = true
@@ -236,6 +270,10 @@ func (m *Manager) SetPeers(peers []Peer, now time.Time) []Send {
 			} else if !p.cur.lan {
 				m.startBurst(p, now, shortBurst, false)
 			}
+			out = m.round(p, now, out)
+		} else if natChanged && m.sprayable(p, now) {
+			// The peer's NAT is measured now: birthday probing may start at once.
+			m.startBurst(p, now, shortBurst, false)
 			out = m.round(p, now, out)
 		}
 		m.update(p, now)
@@ -272,13 +310,18 @@ func (m *Manager) SetRelay(ok bool) {
 // to them.
 func (m *Manager) SetSelf(s Self) {
 	grew := slices.ContainsFunc(s.Endpoints, func(a netip.AddrPort) bool { return !slices.Contains(m.self.Endpoints, a) })
+	natChanged := s.NAT != m.self.NAT
 	m.self = Self{Endpoints: slices.Clone(s.Endpoints), NAT: s.NAT, At: s.At}
-	if !grew || m.now.IsZero() {
+	if m.now.IsZero() {
 		return
 	}
 	for _, p := range m.peers {
-		if p.cur == nil {
+		switch {
+		case p.cur != nil:
+		case grew:
 			m.startBurst(p, m.now, shortBurst, true)
+		case natChanged && m.sprayable(p, m.now):
+			m.startBurst(p, m.now, shortBurst, false)
 		}
 	}
 }
@@ -358,6 +401,9 @@ func (m *Manager) tickPeer(p *peer, now time.Time, out []Send) []Send {
 	if p.expireLearned(now) {
 		m.changed[p.key] = true
 	}
+	if len(p.sprayIDs) > 0 && !now.Before(p.sprayUntil) {
+		p.sprayIDs = nil // the attempt's unanswered aux sockets close
+	}
 	if c := p.cur; c != nil && !c.expectBy.IsZero() && !now.Before(c.expectBy) {
 		m.lose(p, now)
 	}
@@ -382,16 +428,25 @@ func (m *Manager) tickPeer(p *peer, now time.Time, out []Send) []Send {
 // HandlePing answers a ping from peer that arrived from via (invalid: through the relay),
 // learns via as an address of the peer, and probes it back.
 func (m *Manager) HandlePing(key wire.Key, via netip.AddrPort, tx disco.TxID, now time.Time) []Send {
+	return m.HandlePingAux(key, via, 0, tx, now)
+}
+
+// HandlePingAux is HandlePing for a ping that arrived on aux socket aux (0: the
+// WireGuard socket); the answer leaves from the same socket.
+func (m *Manager) HandlePingAux(key wire.Key, via netip.AddrPort, aux uint32, tx disco.TxID, now time.Time) []Send {
 	m.at(now)
 	p := m.peers[key]
 	if p == nil {
 		return nil
 	}
-	out := []Send{{Peer: key, To: via, Msg: &disco.Pong{TxID: tx, Src: via}}}
+	if !via.IsValid() {
+		aux = 0
+	}
+	out := []Send{{Peer: key, To: via, Aux: aux, Msg: &disco.Pong{TxID: tx, Src: via}}}
 	if !via.IsValid() {
 		return out
 	}
-	c, added := p.learn(via, now)
+	c, added := p.learn(via, aux, now)
 	if c == nil {
 		return out
 	}
@@ -415,6 +470,12 @@ func (m *Manager) HandlePing(key wire.Key, via netip.AddrPort, tx disco.TxID, no
 // HandlePong takes peer's answer to one of our pings, which arrived from via, and observed
 // (where the peer saw the ping come from). A pong for no ping of ours is ignored.
 func (m *Manager) HandlePong(key wire.Key, via netip.AddrPort, tx disco.TxID, observed netip.AddrPort, now time.Time) []Send {
+	return m.HandlePongAux(key, via, 0, tx, observed, now)
+}
+
+// HandlePongAux is HandlePong for a pong that arrived on aux socket aux (0: the
+// WireGuard socket).
+func (m *Manager) HandlePongAux(key wire.Key, via netip.AddrPort, aux uint32, tx disco.TxID, observed netip.AddrPort, now time.Time) []Send {
 	m.at(now)
 	pd, ok := m.pending[tx]
 	if !ok || pd.peer != key {
@@ -430,10 +491,18 @@ func (m *Manager) HandlePong(key wire.Key, via netip.AddrPort, tx disco.TxID, ob
 		p.relayRTT = rtt
 		return nil
 	}
-	if observed.IsValid() {
+	if observed.IsValid() && pd.aux == 0 {
+		// (An aux socket's mapping is no address of the WireGuard socket.)
 		m.learnReflexive(observed, now)
 	}
-	c := p.find(pd.to)
+	c := p.find(pd.to, pd.aux)
+	if c == nil && pd.spray {
+		// A birthday ping met one of the peer's mappings.
+		var added bool
+		if c, added = p.learn(pd.to, 0, now); added {
+			m.changed[key] = true
+		}
+	}
 	if c == nil {
 		return nil
 	}
@@ -443,7 +512,7 @@ func (m *Manager) HandlePong(key wire.Key, via netip.AddrPort, tx disco.TxID, ob
 	if via.IsValid() && via != pd.to {
 		// The answer came from elsewhere than we asked (the peer's NAT maps per
 		// destination): that address is the peer's too.
-		if vc, added := p.learn(via, now); added {
+		if vc, added := p.learn(via, aux, now); added {
 			m.changed[key] = true
 			vc.opened, vc.heardAt = true, now
 			out = m.ping(p, vc, now, 0, out)
@@ -465,7 +534,7 @@ func (m *Manager) HandleCallMeMaybe(key wire.Key, endpoints, opened []netip.Addr
 		return nil
 	}
 	for _, ep := range endpoints {
-		if _, added := p.learn(ep, now); added {
+		if _, added := p.learn(ep, 0, now); added {
 			m.changed[key] = true
 		}
 	}
@@ -523,7 +592,7 @@ func (m *Manager) mustTell(p *peer, now time.Time) bool {
 		return true
 	}
 	for _, c := range p.cands {
-		if !c.lan && !m.quiet(p, c, now) && !slices.Contains(p.told, c.addr) {
+		if !c.lan && c.aux == 0 && !m.quiet(p, c, now) && !slices.Contains(p.told, c.addr) {
 			return true
 		}
 	}
@@ -582,7 +651,7 @@ func (m *Manager) path(p *peer) Path {
 		if p.cur.lan {
 			k = DirectLAN
 		}
-		return Path{Kind: k, Addr: p.cur.addr, RTT: p.cur.rtt}
+		return Path{Kind: k, Addr: p.cur.addr, Aux: p.cur.aux, RTT: p.cur.rtt}
 	case m.relay:
 		return Path{Kind: Relay, RTT: p.relayRTT}
 	}
@@ -623,7 +692,7 @@ func (m *Manager) Candidates(key wire.Key) []CandidateState {
 	}
 	out := make([]CandidateState, 0, len(p.cands))
 	for _, c := range p.cands {
-		out = append(out, CandidateState{Addr: c.addr, LAN: c.lan, Learned: c.learned,
+		out = append(out, CandidateState{Addr: c.addr, Aux: c.aux, LAN: c.lan, Learned: c.learned,
 			Confirmed: c.confirmed, Current: c == p.cur, RTT: c.rtt})
 	}
 	return out
@@ -664,7 +733,7 @@ func (m *Manager) Busy() bool {
 		return true
 	}
 	for _, p := range m.peers {
-		if p.bursting(m.now) || p.active(m.now) || (p.cur != nil && !p.cur.expectBy.IsZero()) {
+		if p.bursting(m.now) || p.active(m.now) || (p.cur != nil && !p.cur.expectBy.IsZero()) || len(p.sprayIDs) > 0 {
 			return true
 		}
 	}
@@ -717,12 +786,13 @@ func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
 			out = m.ping(p, c, now, m.openTTL, out)
 		}
 	}
+	out = m.maybeSpray(p, now, out)
 	// After the probes: call-me-maybe says which of the peer's addresses our NAT now
 	// lets in (a packet went to them lately), so the peer may ping them.
 	if p.callPending && m.relay {
 		var opened []netip.AddrPort
 		for _, c := range p.cands {
-			if !c.lan && !c.sentAt.IsZero() && now.Sub(c.sentAt) < openedValid && len(opened) < disco.MaxEndpoints {
+			if !c.lan && c.aux == 0 && !c.sentAt.IsZero() && now.Sub(c.sentAt) < openedValid && len(opened) < disco.MaxEndpoints {
 				opened = append(opened, c.addr)
 			}
 		}
@@ -760,6 +830,112 @@ func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
 	return out
 }
 
+// maybeSpray starts a birthday attempt when this device is the hard side of a pair that
+// has no direct path: behind a NAT that maps every destination to a new random port,
+// facing a peer whose NAT keeps one port for every destination (and filters by address
+// and port, else its plain pings would have found us). From SprayPorts new aux sockets it
+// opens as many mappings towards the peer's public address with TTL-limited probes (they
+// die before the peer's router, whose conntrack they would confuse), then asks the peer,
+// through the relay, to ping random ports of our public address.
+func (m *Manager) maybeSpray(p *peer, now time.Time, out []Send) []Send {
+	if !m.sprayable(p, now) {
+		return out
+	}
+	ip := m.publicIPv4()
+	if !ip.IsValid() {
+		return out
+	}
+	var targets []netip.AddrPort
+	for _, c := range p.cands {
+		if c.aux == 0 && !c.lan && c.addr.Addr().Is4() && len(targets) < maxSprayTargets {
+			targets = append(targets, c.addr)
+		}
+	}
+	if len(targets) == 0 {
+		return out
+	}
+	ttl := max(m.openTTL, 0)
+	p.sprayIDs = make([]uint32, 0, SprayPorts)
+	for range SprayPorts {
+		m.nextAux++
+		if m.nextAux == 0 {
+			m.nextAux++
+		}
+		p.sprayIDs = append(p.sprayIDs, m.nextAux)
+		for _, t := range targets {
+			out = append(out, Send{Peer: p.key, To: t, Aux: m.nextAux, TTL: ttl, Msg: &disco.Ping{TxID: m.newTxID()}})
+		}
+	}
+	p.sprayUntil = now.Add(sprayWindow)
+	p.sprayNext = now.Add(max(sprayWindow, p.backoff))
+	return append(out, Send{Peer: p.key, Msg: &disco.Spray{Addr: ip, Ports: SprayPorts}})
+}
+
+// sprayable reports whether a birthday attempt towards p may start now.
+func (m *Manager) sprayable(p *peer, now time.Time) bool {
+	return p.cur == nil && m.relay && m.self.NAT == natSymmetric && p.nat == wire.NATEasy && !now.Before(p.sprayNext)
+}
+
+// publicIPv4 is this device's public IPv4 address as STUN or peers saw it.
+func (m *Manager) publicIPv4() netip.Addr {
+	for _, a := range append(slices.Clone(m.self.Endpoints), m.Reflexive()...) {
+		if ip := a.Addr(); ip.Is4() && ip.IsGlobalUnicast() && !lanAddr(ip) {
+			return ip
+		}
+	}
+	return netip.Addr{}
+}
+
+// HandleSpray answers a peer's request for birthday probing (see maybeSpray): pings to
+// SprayPings random ports of its address, from the WireGuard socket. Only a peer without
+// a direct path gets them, at most every sprayAnswerEvery, and only towards an address
+// the peer is known at — no peer can aim them at someone else. Behind a NAT that maps per
+// destination ourselves, or without UDP, the pings could not meet anything: none go.
+func (m *Manager) HandleSpray(key wire.Key, s *disco.Spray, now time.Time) []Send {
+	m.at(now)
+	p := m.peers[key]
+	if p == nil || p.cur != nil || m.self.NAT == natSymmetric || m.self.NAT == natUDPBlocked ||
+		(!p.sprayedAt.IsZero() && now.Sub(p.sprayedAt) < sprayAnswerEvery) {
+		return nil
+	}
+	if !slices.ContainsFunc(p.cands, func(c *cand) bool { return c.aux == 0 && !c.lan && c.addr.Addr() == s.Addr }) {
+		return nil
+	}
+	p.sprayedAt = now
+	seen := make(map[uint16]bool, SprayPings)
+	out := make([]Send, 0, SprayPings)
+	for tries := 0; len(out) < SprayPings && tries < 4*SprayPings; tries++ {
+		port := m.randPort()
+		if port < sprayMinPort || seen[port] {
+			continue
+		}
+		seen[port] = true
+		to := netip.AddrPortFrom(s.Addr, port)
+		tx := m.newTxID()
+		m.pending[tx] = pending{peer: key, to: to, sent: now, spray: true}
+		out = append(out, Send{Peer: key, To: to, Msg: &disco.Ping{TxID: tx}})
+	}
+	return out
+}
+
+// AuxSockets lists the aux sockets the caller must keep open, with the peer each is for:
+// those of running birthday attempts and those a peer's candidate is reached from. Close
+// the others.
+func (m *Manager) AuxSockets() map[uint32]wire.Key {
+	out := map[uint32]wire.Key{}
+	for k, p := range m.peers {
+		for _, id := range p.sprayIDs {
+			out[id] = k
+		}
+		for _, c := range p.cands {
+			if c.aux != 0 {
+				out[c.aux] = k
+			}
+		}
+	}
+	return out
+}
+
 // schedule plans a short burst at t.
 func (m *Manager) schedule(p *peer, t time.Time) {
 	p.nextRound, p.burstStart, p.burstUntil = t, t, t.Add(shortBurst)
@@ -781,7 +957,7 @@ func (m *Manager) advertised() []netip.AddrPort {
 
 func (m *Manager) ping(p *peer, c *cand, now time.Time, ttl int, out []Send) []Send {
 	tx := m.newTxID()
-	m.pending[tx] = pending{peer: p.key, to: c.addr, sent: now}
+	m.pending[tx] = pending{peer: p.key, to: c.addr, aux: c.aux, sent: now}
 	c.lastPing, c.sentAt = now, now
 	if c == p.cur && c.expectBy.IsZero() {
 		// Pinging continuously (data flowing), the last pong is the reference: a black
@@ -793,7 +969,7 @@ func (m *Manager) ping(p *peer, c *cand, now time.Time, ttl int, out []Send) []S
 			c.expectBy = now.Add(DeadAfter)
 		}
 	}
-	return append(out, Send{Peer: p.key, To: c.addr, TTL: ttl, Msg: &disco.Ping{TxID: tx}})
+	return append(out, Send{Peer: p.key, To: c.addr, Aux: c.aux, TTL: ttl, Msg: &disco.Ping{TxID: tx}})
 }
 
 func (m *Manager) pingRelay(p *peer, now time.Time, out []Send) []Send {

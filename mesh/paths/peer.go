@@ -40,11 +40,18 @@ type peer struct {
 	dataAt        time.Time // WireGuard last sent data to the peer
 	relayRTT      time.Duration
 	lastRelayPing time.Time
+
+	// Birthday probing (docs/NAT-TRAVERSAL.md, "One symmetric NAT").
+	sprayIDs   []uint32  // our side is the hard one: aux sockets of the running attempt
+	sprayUntil time.Time // they are kept open until then
+	sprayNext  time.Time // no new attempt before then
+	sprayedAt  time.Time // our side is the easy one: when we last sprayed the peer
 }
 
 // cand is one address of a peer.
 type cand struct {
 	addr     netip.AddrPort
+	aux      uint32 // 0: reached from the WireGuard socket; else from that aux socket
 	lan      bool
 	learned  bool      // from traffic or call-me-maybe, not the map
 	lastSeen time.Time // learned: last heard of, for expiry
@@ -75,9 +82,10 @@ func (p *peer) bursting(now time.Time) bool {
 	return !now.Before(p.burstStart) && now.Before(p.burstUntil)
 }
 
-func (p *peer) find(a netip.AddrPort) *cand {
+// find returns the candidate a reached from socket aux (0: the WireGuard socket).
+func (p *peer) find(a netip.AddrPort, aux uint32) *cand {
 	for _, c := range p.cands {
-		if c.addr == a {
+		if c.addr == a && c.aux == aux {
 			return c
 		}
 	}
@@ -104,7 +112,7 @@ func (p *peer) setCandidates(cs []Candidate, now time.Time) bool {
 	}
 	var mapped, learned []*cand
 	for _, c := range p.cands {
-		if w, ok := want[c.addr]; ok {
+		if w, ok := want[c.addr]; ok && c.aux == 0 {
 			c.lan, c.learned = w.LAN, false
 			continue
 		}
@@ -118,7 +126,7 @@ func (p *peer) setCandidates(cs []Candidate, now time.Time) bool {
 		changed = true
 	}
 	for _, a := range order {
-		c := p.find(a)
+		c := p.find(a, 0)
 		if c == nil {
 			c = &cand{addr: a, lan: want[a].LAN}
 			changed = true
@@ -130,18 +138,19 @@ func (p *peer) setCandidates(cs []Candidate, now time.Time) bool {
 	return changed
 }
 
-// learn records a as an address of the peer, heard of at now, and reports whether it is
-// new. It returns nil for an address no probe should go to.
-func (p *peer) learn(a netip.AddrPort, now time.Time) (*cand, bool) {
+// learn records a, reached from socket aux, as an address of the peer, heard of at now,
+// and reports whether it is new. It returns nil for an address no probe should go to.
+func (p *peer) learn(a netip.AddrPort, aux uint32, now time.Time) (*cand, bool) {
 	a = unmap(a)
 	if !usable(a) {
 		return nil, false
 	}
-	if c := p.find(a); c != nil {
+	if c := p.find(a, aux); c != nil {
 		c.lastSeen = now
 		return c, false
 	}
-	c := &cand{addr: a, lan: lanAddr(a.Addr()), learned: true, lastSeen: now}
+	// An aux socket only ever reaches a peer's public side.
+	c := &cand{addr: a, aux: aux, lan: aux == 0 && lanAddr(a.Addr()), learned: true, lastSeen: now}
 	p.cands = append(p.cands, c)
 	p.trimLearned()
 	return c, true
