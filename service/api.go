@@ -103,6 +103,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		serve = func(w http.ResponseWriter, r *http.Request) (any, error) {
 			return src.Broker(r.Context())
 		}
+	case wire.LocalPathNetcheck:
+		nb, ok := h.b.(NetcheckBackend)
+		if !ok {
+			writeError(w, errorf(http.StatusNotFound, "no local API endpoint %s", r.URL.Path))
+			return
+		}
+		method = http.MethodGet
+		serve = func(w http.ResponseWriter, r *http.Request) (any, error) {
+			return nb.Netcheck(r.Context())
+		}
 	case wire.LocalPathEvents:
 		method = http.MethodGet // streams its own answer (events.go)
 	default:

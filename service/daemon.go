@@ -50,6 +50,9 @@ type Config struct {
 	// platform.NewGateway. Neither is created before it has something to do.
 	NewRouter  func(*slog.Logger) (platform.Router, error)
 	NewGateway func(*slog.Logger) (platform.Gateway, error)
+	// NewNetWatcher creates what tells weftd that the host's network changed
+	// (netwatch.go); nil means platform.NewNetWatcher.
+	NewNetWatcher func(platform.NetWatchConfig) platform.NetWatcher
 }
 
 // Daemon is a running weftd.
@@ -265,7 +268,9 @@ func (d *Daemon) startLocked() error {
 			d.log.Info("control loop ended", "err", err)
 		}
 	})
-	wg.Go(func() { d.reportEndpoints(ctx, client, eng) })
+	netChanged := make(chan struct{}, 1)
+	wg.Go(func() { d.watchNetwork(ctx, eng.InterfaceName(), netChanged) })
+	wg.Go(func() { d.reportEndpoints(ctx, client, eng, netChanged) })
 	wg.Go(func() { s.net.run(ctx, d.netWantFunc(eng)) })
 	go func() {
 		wg.Wait()

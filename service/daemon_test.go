@@ -129,9 +129,15 @@ type harness struct {
 
 func startDaemon(t *testing.T, dir string) *harness {
 	t.Helper()
+	return startDaemonWith(t, dir, nil)
+}
+
+// startDaemonWith is startDaemon with the configuration changed by edit first.
+func startDaemonWith(t *testing.T, dir string, edit func(*Config)) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: dir}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := Open(Config{StateDir: dir, TUNName: "weft-test", Logger: log, NewEngine: func(c mesh.Config) (Engine, error) {
+	cfg := Config{StateDir: dir, TUNName: "weft-test", Logger: log, NewEngine: func(c mesh.Config) (Engine, error) {
 		e := &fakeEngine{cfg: c}
 		h.mu.Lock()
 		h.engines = append(h.engines, e)
@@ -147,7 +153,13 @@ func startDaemon(t *testing.T, dir string) *harness {
 		return fakeRouter{&h.net}, h.net.add("new router")
 	}, NewGateway: func(*slog.Logger) (platform.Gateway, error) {
 		return fakeGateway{&h.net}, h.net.add("new gateway")
-	}})
+	}, NewNetWatcher: func(platform.NetWatchConfig) platform.NetWatcher {
+		return newFakeWatcher() // the test host's own network changes are not the test's
+	}}
+	if edit != nil {
+		edit(&cfg)
+	}
+	d, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

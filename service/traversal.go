@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -30,15 +29,18 @@ const (
 	// stunEvery is how often the public mapping is checked; a new one means this device
 	// moved (or its NAT forgot it), and every peer is probed again.
 	stunEvery = 15 * time.Second
+	// firstSTUNPoll is how often the STUN server list is looked for until it comes.
+	firstSTUNPoll = 100 * time.Millisecond
 	// endpointRefresh is how often endpoints are reported even when unchanged.
 	endpointRefresh = 30 * time.Second
 )
 
 // reportEndpoints keeps the broker told of this device's endpoint candidates — its LAN
 // addresses, its public mappings as STUN sees them, and its NAT behaviour — reporting on
-// change and every endpointRefresh, until ctx is done. A changed public mapping (roaming)
+// change and every endpointRefresh, until ctx is done. A changed public mapping (roaming),
+// changed LAN addresses or a signal on netChanged (the OS saw addresses or routes change)
 // also rebinds the data plane and asks the broker to have every peer probe again.
-func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Engine) {
+func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Engine, netChanged <-chan struct{}) {
 	port := eng.ListenPort()
 	tr, _ := eng.(traversal)
 	var lost <-chan struct{}
@@ -51,12 +53,14 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 	t := time.NewTicker(endpointCheck)
 	defer t.Stop()
 	stunNow := false
+	netMoved := false // the OS reported a change: react without waiting for STUN to tell
 	for {
 		req := wire.EndpointsRequest{ListenPort: port, Endpoints: mesh.LocalEndpoints(port, meshRange),
 			Reflexive: last.Reflexive, NAT: last.NAT}
 		lanChanged := !lastSent.IsZero() && !slices.Equal(req.Endpoints, last.Endpoints)
-		moved := lanChanged
-		if tr != nil && d.haveSTUN() && (stunNow || lanChanged || time.Since(lastSTUN) >= stunEvery) {
+		moved := lanChanged || netMoved
+		// After an OS event the reaction below checks STUN anyway, on the new network.
+		if tr != nil && d.haveSTUN() && !netMoved && (stunNow || lanChanged || time.Since(lastSTUN) >= stunEvery) {
 			lastSTUN, stunNow = time.Now(), false
 			mapped := d.probeSTUN(ctx, tr)
 			req.Reflexive, req.NAT = tr.Reflexive(), tr.NAT()
@@ -75,7 +79,13 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 			}
 			req.Reflexive, req.NAT = tr.Reflexive(), tr.NAT()
 			d.punchAll(ctx, c)
+		} else if moved {
+			// Kernel WireGuard follows its peers by itself; the broker connection, made
+			// from the old network, is made again from the new one.
+			d.log.Info("network changed: reconnecting to the broker", "lan", req.Endpoints)
+			c.Reconnect()
 		}
+		netMoved = false
 		changed := lastSent.IsZero() || !slices.Equal(req.Endpoints, last.Endpoints) ||
 			!slices.Equal(req.Reflexive, last.Reflexive) || req.NAT != last.NAT
 		if changed || time.Since(lastSent) >= endpointRefresh {
@@ -90,14 +100,24 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 			}
 		}
 		last = req
+		// Until the first STUN answer (the map names the servers a moment after start),
+		// look again soon: both NATs must be known before birthday probing can start.
+		var soon <-chan time.Time
+		if tr != nil && lastSTUN.IsZero() {
+			soon = time.After(firstSTUNPoll)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-soon:
 		case <-lost:
-			// A direct path stopped answering: maybe this device moved without its own
-			// addresses changing (its router renumbered). Check the public mapping now.
+			// A direct path or the relay session stopped answering: maybe this device
+			// moved without its own addresses changing (its router renumbered). Check the
+			// public mapping now.
 			stunNow = true
+		case <-netChanged:
+			netMoved = true
 		}
 	}
 }
@@ -115,16 +135,7 @@ func (d *Daemon) probeSTUN(ctx context.Context, tr traversal) []netip.AddrPort {
 	d.mu.Lock()
 	names := d.peers.STUN()
 	d.mu.Unlock()
-	var servers []netip.AddrPort
-	for _, n := range names {
-		if ap, err := netip.ParseAddrPort(n); err == nil {
-			servers = append(servers, ap)
-			continue
-		}
-		if ua, err := net.ResolveUDPAddr("udp", n); err == nil {
-			servers = append(servers, ua.AddrPort())
-		}
-	}
+	servers, _ := resolveSTUN(names)
 	if len(servers) == 0 {
 		return nil
 	}

@@ -17,6 +17,9 @@ import (
 //	  + gateways and virtual devices (2026-11-26): advertise routes, list gateways, choose
 //	  (use) and clear the gateway per route, add, list and remove virtual devices;
 //	  Status.GatewayRoutes. Additive.
+//	  + netcheck (2026-12-04): GET /local/v1/netcheck runs a network check (UDP, public
+//	  mappings, NAT behaviour, LAN addresses, relay latencies) and answers Netcheck
+//	  (local_netcheck.go). Additive: an older weftd answers 404.
 const LocalAPIVersion = 1
 
 // Local API paths.
@@ -28,6 +31,7 @@ const (
 	LocalPathPing   = "/local/v1/ping"   // POST PingRequest: PingResult
 	LocalPathEvents = "/local/v1/events" // GET: stream of Event, one JSON object per line
 	LocalPathBroker = "/local/v1/broker" // GET: LocalBroker (404 while not logged in)
+	// LocalPathNetcheck (GET: Netcheck) is in local_netcheck.go.
 
 	// Gateways and virtual devices (local_gateway.go).
 	LocalPathGateways         = "/local/v1/gateways"           // GET: Gateways

@@ -1,5 +1,5 @@
 // Command weft is the command-line client of weftd: it brings the device onto the mesh,
-// shows its state and pings peers, all through weftd's local API.
+// shows its state, pings peers and checks the network, all through weftd's local API.
 package main
 
 import (
@@ -25,6 +25,7 @@ commands:
   down
   status [--json]
   ping PEER [-c N]
+  netcheck [--json]
   gateway advertise CIDR… | --none
   gateway list [--json]
   gateway use DEVICE [--route CIDR]
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		err = cmdStatus(ctx, e, rest)
 	case "ping":
 		err = cmdPing(ctx, e, rest)
+	case "netcheck":
+		err = cmdNetcheck(ctx, e, rest)
 	case "gateway":
 		err = cmdGateway(ctx, e, rest)
 	case "vdev":
