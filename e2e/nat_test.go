@@ -50,6 +50,11 @@ var natScenarios = []natScenario{
 		b, _ := behind(lab, "devb", lab.Internet(), netlab.NATHome)
 		return a, b, ra
 	}},
+	{name: "symmetric to no input filter", want: "direct", build: func(lab *netlab.Lab) (*netlab.Host, *netlab.Host, *netlab.Router) {
+		a, ra := behind(lab, "deva", lab.Internet(), netlab.NATSymmetric)
+		b, _ := behind(lab, "devb", lab.Internet(), netlab.NATNoInputFilter)
+		return a, b, ra
+	}},
 	{name: "symmetric to public", want: "direct", build: func(lab *netlab.Lab) (*netlab.Host, *netlab.Host, *netlab.Router) {
 		a, ra := behind(lab, "deva", lab.Internet(), netlab.NATSymmetric)
 		return a, lab.AddHost("devb", lab.Internet()), ra
