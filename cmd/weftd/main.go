@@ -56,7 +56,9 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.socket, "socket", ipc.DefaultSocketPath(), "local API socket (named pipe on Windows)")
 	fs.StringVar(&opts.tun, "tun", "weft0", "tunnel interface name")
 	fs.IntVar(&opts.port, "port", 51820, "WireGuard UDP port (0 picks a free one)")
-	fs.StringVar(&opts.wgMode, "wg-mode", mesh.ModeAuto, "WireGuard implementation: auto (kernel where available), kernel or userspace")
+	// Userspace by default: NAT traversal and relays need weft's own socket, which kernel
+	// WireGuard does not give (docs/ARCHITECTURE.md, "WireGuard implementations").
+	fs.StringVar(&opts.wgMode, "wg-mode", mesh.ModeUserspace, "WireGuard implementation: userspace (default: hole punching and relays), kernel (direct paths only), or auto (kernel where available)")
 	fs.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		if err == nil {
