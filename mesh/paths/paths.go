@@ -82,6 +82,9 @@ const (
 	maxSprayTargets = 2
 	// sprayMinPort: a NAT picks random ports from 1024 up for a source port that high.
 	sprayMinPort = 1024
+	// maxSprayAttempts bounds the attempts running at once (each holds SprayPorts
+	// sockets); peers beyond it wait for their next probing round.
+	maxSprayAttempts = 2
 )
 
 // Bounds on what a peer (or a misbehaving one) can make the manager hold.
@@ -261,7 +264,6 @@ func (m *Manager) SetPeers(peers []Peer, now time.Time) []Send {
 			out = m.round(p, now, out)
 			continue
 		}
-		natChanged := p.nat != pp.NAT
 		p.nat = pp.NAT
 		if p.setCandidates(pp.Candidates, now) {
 			m.changed[p.key] = true
@@ -270,10 +272,6 @@ func (m *Manager) SetPeers(peers []Peer, now time.Time) []Send {
 			} else if !p.cur.lan {
 				m.startBurst(p, now, shortBurst, false)
 			}
-			out = m.round(p, now, out)
-		} else if natChanged && m.sprayable(p, now) {
-			// The peer's NAT is measured now: birthday probing may start at once.
-			m.startBurst(p, now, shortBurst, false)
 			out = m.round(p, now, out)
 		}
 		m.update(p, now)
@@ -284,7 +282,7 @@ func (m *Manager) SetPeers(peers []Peer, now time.Time) []Send {
 			m.changed[k] = true
 		}
 	}
-	return out
+	return m.startSprays(now, out)
 }
 
 // SetRelay says whether a relay is available to carry packets of peers without a
@@ -310,18 +308,13 @@ func (m *Manager) SetRelay(ok bool) {
 // to them.
 func (m *Manager) SetSelf(s Self) {
 	grew := slices.ContainsFunc(s.Endpoints, func(a netip.AddrPort) bool { return !slices.Contains(m.self.Endpoints, a) })
-	natChanged := s.NAT != m.self.NAT
 	m.self = Self{Endpoints: slices.Clone(s.Endpoints), NAT: s.NAT, At: s.At}
-	if m.now.IsZero() {
+	if !grew || m.now.IsZero() {
 		return
 	}
 	for _, p := range m.peers {
-		switch {
-		case p.cur != nil:
-		case grew:
+		if p.cur == nil {
 			m.startBurst(p, m.now, shortBurst, true)
-		case natChanged && m.sprayable(p, m.now):
-			m.startBurst(p, m.now, shortBurst, false)
 		}
 	}
 }
@@ -394,7 +387,7 @@ func (m *Manager) Tick(now time.Time) []Send {
 	for _, k := range m.sortedKeys() {
 		out = m.tickPeer(m.peers[k], now, out)
 	}
-	return out
+	return m.startSprays(now, out)
 }
 
 func (m *Manager) tickPeer(p *peer, now time.Time, out []Send) []Send {
@@ -604,14 +597,15 @@ func (m *Manager) mustTell(p *peer, now time.Time) bool {
 // with no input filter remap the peer's later packets to us ("NAT traps handled" in
 // docs/NAT-TRAVERSAL.md). So an address that has not answered is pinged only once we know
 // the peer's NAT lets us in: a ping came from it, or the peer said it opened its mapping
-// towards an address of ours that is current. No NAT at the peer, a LAN address, or no
-// relay to coordinate through (and no TTL-limited probes) leave the plain timing.
+// towards an address of ours that is current. No NAT at the peer (or a port mapping on its
+// gateway: openNAT), a LAN address, or no relay to coordinate through (and no TTL-limited
+// probes) leave the plain timing.
 //
 // After a direct path died, even that waits clashExpiry (the peer's word may predate its
 // router's clash entry); a ping from the address still gets pinged back.
 func (m *Manager) mayPing(p *peer, c *cand, now time.Time) bool {
 	switch {
-	case c.confirmed, c.lan, p.nat == wire.NATNone, m.openTTL < 0, !m.relay:
+	case c.confirmed, c.lan, openNAT(p.nat), m.openTTL < 0, !m.relay:
 		return true
 	case !c.heardAt.IsZero() && now.Sub(c.heardAt) < openedValid:
 		return true
@@ -633,8 +627,13 @@ func (m *Manager) letIn(p *peer, c *cand, now time.Time) bool {
 // quiet reports whether c must get nothing, not even a TTL-limited probe, for now: p's
 // direct path died less than clashExpiry ago.
 func (m *Manager) quiet(p *peer, c *cand, now time.Time) bool {
-	return now.Before(p.quietUntil) && !c.confirmed && !c.lan && p.nat != wire.NATNone && m.relay && m.openTTL > 0
+	return now.Before(p.quietUntil) && !c.confirmed && !c.lan && !openNAT(p.nat) && m.relay && m.openTTL > 0
 }
+
+// openNAT reports whether a peer's NAT lets unsolicited packets in: it has none, or its
+// gateway forwards a public port to its socket (PCP, NAT-PMP), which then answers from
+// that address without any mapping of its own to clash with.
+func openNAT(nat string) bool { return nat == wire.NATNone || nat == wire.NATMapped }
 
 // Path is where peer's packets go now.
 func (m *Manager) Path(key wire.Key) Path {
@@ -786,7 +785,6 @@ func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
 			out = m.ping(p, c, now, m.openTTL, out)
 		}
 	}
-	out = m.maybeSpray(p, now, out)
 	// After the probes: call-me-maybe says which of the peer's addresses our NAT now
 	// lets in (a packet went to them lately), so the peer may ping them.
 	if p.callPending && m.relay {
@@ -830,20 +828,44 @@ func (m *Manager) round(p *peer, now time.Time, out []Send) []Send {
 	return out
 }
 
-// maybeSpray starts a birthday attempt when this device is the hard side of a pair that
-// has no direct path: behind a NAT that maps every destination to a new random port,
-// facing a peer whose NAT keeps one port for every destination (and filters by address
-// and port, else its plain pings would have found us). From SprayPorts new aux sockets it
-// opens as many mappings towards the peer's public address with TTL-limited probes (they
-// die before the peer's router, whose conntrack they would confuse), then asks the peer,
-// through the relay, to ping random ports of our public address.
-func (m *Manager) maybeSpray(p *peer, now time.Time, out []Send) []Send {
-	if !m.sprayable(p, now) {
-		return out
+// startSprays starts birthday attempts for the peers that are due one, longest waiting
+// first, as long as fewer than maxSprayAttempts run.
+func (m *Manager) startSprays(now time.Time, out []Send) []Send {
+	running := 0
+	var due []*peer
+	for _, k := range m.sortedKeys() {
+		p := m.peers[k]
+		switch {
+		case len(p.sprayIDs) > 0:
+			running++
+		case m.sprayable(p, now):
+			due = append(due, p)
+		}
 	}
+	slices.SortStableFunc(due, func(a, b *peer) int { return a.sprayUntil.Compare(b.sprayUntil) })
+	for _, p := range due {
+		if running >= maxSprayAttempts {
+			break
+		}
+		var started bool
+		if out, started = m.spray(p, now, out); started {
+			running++
+		}
+	}
+	return out
+}
+
+// spray starts a birthday attempt when this device is the hard side of a pair that has no
+// direct path: behind a NAT that maps every destination to a new random port, facing a
+// peer whose NAT keeps one port for every destination (and filters by address and port,
+// else its plain pings would have found us). From SprayPorts new aux sockets it opens as
+// many mappings towards the peer's public address with TTL-limited probes (they die
+// before the peer's router, whose conntrack they would confuse), then asks the peer,
+// through the relay, to ping random ports of our public address.
+func (m *Manager) spray(p *peer, now time.Time, out []Send) ([]Send, bool) {
 	ip := m.publicIPv4()
 	if !ip.IsValid() {
-		return out
+		return out, false
 	}
 	var targets []netip.AddrPort
 	for _, c := range p.cands {
@@ -852,7 +874,7 @@ func (m *Manager) maybeSpray(p *peer, now time.Time, out []Send) []Send {
 		}
 	}
 	if len(targets) == 0 {
-		return out
+		return out, false
 	}
 	ttl := max(m.openTTL, 0)
 	p.sprayIDs = make([]uint32, 0, SprayPorts)
@@ -867,11 +889,13 @@ func (m *Manager) maybeSpray(p *peer, now time.Time, out []Send) []Send {
 		}
 	}
 	p.sprayUntil = now.Add(sprayWindow)
-	p.sprayNext = now.Add(max(sprayWindow, p.backoff))
-	return append(out, Send{Peer: p.key, Msg: &disco.Spray{Addr: ip, Ports: SprayPorts}})
+	// The next attempt waits a while after this one's sockets close, which also gives
+	// other peers waiting for a turn (maxSprayAttempts) theirs.
+	p.sprayNext = p.sprayUntil.Add(max(sprayWindow, p.backoff))
+	return append(out, Send{Peer: p.key, Msg: &disco.Spray{Addr: ip, Ports: SprayPorts}}), true
 }
 
-// sprayable reports whether a birthday attempt towards p may start now.
+// sprayable reports whether a birthday attempt towards p is due now.
 func (m *Manager) sprayable(p *peer, now time.Time) bool {
 	return p.cur == nil && m.relay && m.self.NAT == natSymmetric && p.nat == wire.NATEasy && !now.Before(p.sprayNext)
 }

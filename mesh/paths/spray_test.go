@@ -252,3 +252,35 @@ func TestSprayStartsWhenNATsAreKnown(t *testing.T) {
 		t.Fatal("no attempt when the map said the peer's NAT is easy")
 	}
 }
+
+// Many peers at once do not open SprayPorts sockets each: at most maxSprayAttempts run,
+// the others get their turn later.
+func TestSprayAttemptsBounded(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.m.SetRelay(true)
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{symSelf}, NAT: wire.NATSymmetric, At: h.now})
+	var peers []Peer
+	for i := range 5 {
+		peers = append(peers, Peer{Key: wire.Key{byte(10 + i)}, NAT: wire.NATEasy,
+			Candidates: []Candidate{{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(20 + i)}), 51820)}}})
+	}
+	sprayed := map[wire.Key]bool{}
+	note := func(out []Send) {
+		for _, s := range out {
+			if _, ok := s.Msg.(*disco.Spray); ok {
+				sprayed[s.Peer] = true
+			}
+		}
+		if n := len(h.m.AuxSockets()); n > maxSprayAttempts*SprayPorts {
+			t.Fatalf("%d aux sockets open at once", n)
+		}
+	}
+	note(h.m.SetPeers(peers, h.now))
+	if len(sprayed) != maxSprayAttempts {
+		t.Fatalf("%d attempts at once, want %d", len(sprayed), maxSprayAttempts)
+	}
+	h.run(15*time.Second, func(_ time.Time, out []Send) { note(out) })
+	if len(sprayed) != len(peers) {
+		t.Fatalf("only %d of %d peers got an attempt", len(sprayed), len(peers))
+	}
+}
