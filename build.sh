@@ -30,6 +30,7 @@ DEPS=(
 	"gcc:gcc"
 	"chromium:chromium"         # the browser-login page test (broker)
 	"dbus-run-session:dbus"     # the headless tray test's session bus (e2e)
+	"miniupnpd:miniupnpd-nftables" # lab routers offering PCP/NAT-PMP (netlab, e2e)
 )
 
 say() { printf 'build.sh: %s\n' "$*"; }

@@ -14,8 +14,8 @@ func (b *Broker) handleEndpoints(w http.ResponseWriter, r *http.Request, dev sto
 		return
 	}
 	if !wire.ValidNAT(req.NAT) {
-		b.fail(w, r, errorf(http.StatusBadRequest, "nat %q is not one of \"\", %q, %q, %q, %q",
-			req.NAT, wire.NATNone, wire.NATEasy, wire.NATSymmetric, wire.NATUDPBlocked))
+		b.fail(w, r, errorf(http.StatusBadRequest, "nat %q is not one of \"\", %q, %q, %q, %q, %q",
+			req.NAT, wire.NATNone, wire.NATEasy, wire.NATSymmetric, wire.NATUDPBlocked, wire.NATMapped))
 		return
 	}
 	eps, err := composeCandidates(r.RemoteAddr, req.ListenPort, req.Reflexive, req.Endpoints)

@@ -37,6 +37,7 @@ type pathState struct {
 	stunEPs   []netip.AddrPort        // public mappings STUN reported
 	stunAt    time.Time               // when STUN last reported them
 	nat       string                  // a wire.NAT* value, from the last STUN run
+	mapped    netip.AddrPort          // the gateway's port mapping to our socket (PCP, NAT-PMP); invalid: none
 }
 
 func (s *pathState) init() {
@@ -295,12 +296,37 @@ func (e *Engine) refreshSelf() {
 
 func (e *Engine) setSelfLocked() {
 	eps := slices.Clone(e.ps.localEPs)
-	for _, a := range e.ps.stunEPs {
-		if !slices.Contains(eps, a) {
+	for _, a := range append([]netip.AddrPort{e.ps.mapped}, e.ps.stunEPs...) {
+		if a.IsValid() && !slices.Contains(eps, a) {
 			eps = append(eps, a)
 		}
 	}
-	e.paths.SetSelf(paths.Self{Endpoints: eps, NAT: e.ps.nat, At: e.ps.stunAt})
+	e.paths.SetSelf(paths.Self{Endpoints: eps, NAT: e.natLocked(), At: e.ps.stunAt})
+}
+
+// natLocked is the NAT behaviour peers should assume: what STUN measured, unless the
+// gateway maps a public port to our socket, which takes unsolicited packets like an
+// address without NAT would (where STUN saw no NAT, or no UDP, the mapping changes nothing).
+func (e *Engine) natLocked() string {
+	if e.ps.mapped.IsValid() && e.ps.nat != wire.NATNone && e.ps.nat != wire.NATUDPBlocked {
+		return wire.NATMapped
+	}
+	return e.ps.nat
+}
+
+// SetPortMapping tells the engine the public address the default gateway forwards to its
+// socket (service: PCP or NAT-PMP, mesh/portmap); invalid when there is none. It is
+// advertised first among the public endpoints, and the NAT reported as wire.NATMapped.
+func (e *Engine) SetPortMapping(ext netip.AddrPort) {
+	e.pmu.Lock()
+	if ext == e.ps.mapped {
+		e.pmu.Unlock()
+		return
+	}
+	e.ps.mapped = ext
+	e.setSelfLocked()
+	e.pmu.Unlock()
+	e.poke()
 }
 
 // Punch starts probing the peer with key now, as the broker asks both sides to at once.
@@ -338,8 +364,11 @@ func (e *Engine) Rebind() {
 func (e *Engine) Reflexive() []netip.AddrPort {
 	e.pmu.Lock()
 	defer e.pmu.Unlock()
-	out := slices.Clone(e.ps.stunEPs)
-	for _, a := range e.paths.Reflexive() {
+	var out []netip.AddrPort
+	if e.ps.mapped.IsValid() {
+		out = append(out, e.ps.mapped)
+	}
+	for _, a := range append(slices.Clone(e.ps.stunEPs), e.paths.Reflexive()...) {
 		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
@@ -347,9 +376,10 @@ func (e *Engine) Reflexive() []netip.AddrPort {
 	return out
 }
 
-// NAT is what the last STUN run found out about this device's NAT (a wire.NAT* value).
+// NAT is what the last STUN run found out about this device's NAT (a wire.NAT* value),
+// or wire.NATMapped while a port mapping forwards a public port to the socket.
 func (e *Engine) NAT() string {
 	e.pmu.Lock()
 	defer e.pmu.Unlock()
-	return e.ps.nat
+	return e.natLocked()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/ipc"
 	"github.com/weftmesh/weft/mesh"
 	"github.com/weftmesh/weft/mesh/control"
+	"github.com/weftmesh/weft/mesh/portmap"
 	"github.com/weftmesh/weft/platform"
 	"github.com/weftmesh/weft/wire"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	// NewNetWatcher creates what tells weftd that the host's network changed
 	// (netwatch.go); nil means platform.NewNetWatcher.
 	NewNetWatcher func(platform.NetWatchConfig) platform.NetWatcher
+	// NoPortMapping: do not ask the gateway (PCP, NAT-PMP) to forward a public port to
+	// WireGuard's (portmap.go).
+	NoPortMapping bool
 }
 
 // Daemon is a running weftd.
@@ -95,8 +99,9 @@ type Daemon struct {
 type session struct {
 	client *control.Client
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the session's goroutines have returned
-	net    *netConfig    // routes and gateway rules of this tunnel (netconfig.go)
+	done   chan struct{}   // closed when the session's goroutines have returned
+	net    *netConfig      // routes and gateway rules of this tunnel (netconfig.go)
+	pm     *portmap.Mapper // the port mapping on the gateway (portmap.go); nil when none is tried
 }
 
 // Open loads the state directory, creating a private key on a fresh install. A corrupt
@@ -247,7 +252,7 @@ func (d *Daemon) startLocked() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{client: client, cancel: cancel, done: make(chan struct{}),
-		net: newNetConfig(d.log.With("component", "netconfig"), d.cfg, fw)}
+		net: newNetConfig(d.log.With("component", "netconfig"), d.cfg, fw), pm: d.startPortMap(eng)}
 
 	d.mu.Lock()
 	d.engine, d.fw, d.sess, d.tunnelErr, d.broker = eng, fw, s, "", control.State{}
@@ -270,7 +275,8 @@ func (d *Daemon) startLocked() error {
 	})
 	netChanged := make(chan struct{}, 1)
 	wg.Go(func() { d.watchNetwork(ctx, eng.InterfaceName(), netChanged) })
-	wg.Go(func() { d.reportEndpoints(ctx, client, eng, netChanged) })
+	wg.Go(func() { runPortMap(ctx, s.pm) })
+	wg.Go(func() { d.reportEndpoints(ctx, client, eng, netChanged, s.pm) })
 	wg.Go(func() { s.net.run(ctx, d.netWantFunc(eng)) })
 	go func() {
 		wg.Wait()
@@ -397,6 +403,9 @@ func (d *Daemon) Status(context.Context) wire.Status {
 	d.login.report(&s)
 	if d.st.LoggedIn {
 		s.GatewayRoutes = resolveChoices(d.st.GatewayRoutes, &d.peers)
+	}
+	if d.sess != nil && d.sess.pm != nil {
+		s.PortMapping = portMapView(d.sess.pm.Status())
 	}
 	var stats map[wire.Key]mesh.PeerStats
 	if d.engine != nil {

@@ -49,6 +49,16 @@ func (d *Daemon) Netcheck(ctx context.Context) (wire.Netcheck, error) {
 	if len(relays) == 0 {
 		n.Notes = append(n.Notes, "the broker lists no relays: peers without a direct path cannot be reached")
 	}
+	n.PortMapping = st.PortMapping
+	switch {
+	case n.PortMapping != nil:
+	case d.cfg.NoPortMapping:
+		n.Notes = append(n.Notes, "port mapping is off (--no-port-mapping): the gateway is not asked to forward a port")
+	case eng == nil:
+		n.Notes = append(n.Notes, "the tunnel is down: no port mapping is kept on the gateway")
+	default:
+		n.Notes = append(n.Notes, "kernel WireGuard: weftd keeps no port mapping for its socket")
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, wire.NetcheckTimeout)
 	defer cancel()

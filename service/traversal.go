@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftmesh/weft/mesh"
 	"github.com/weftmesh/weft/mesh/control"
+	"github.com/weftmesh/weft/mesh/portmap"
 	"github.com/weftmesh/weft/wire"
 )
 
@@ -36,16 +37,22 @@ const (
 )
 
 // reportEndpoints keeps the broker told of this device's endpoint candidates — its LAN
-// addresses, its public mappings as STUN sees them, and its NAT behaviour — reporting on
-// change and every endpointRefresh, until ctx is done. A changed public mapping (roaming),
-// changed LAN addresses or a signal on netChanged (the OS saw addresses or routes change)
-// also rebinds the data plane and asks the broker to have every peer probe again.
-func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Engine, netChanged <-chan struct{}) {
+// addresses, its public mappings as STUN sees them, the gateway's port mapping (pm, nil
+// when none is tried), and its NAT behaviour — reporting on change and every
+// endpointRefresh, until ctx is done. A changed public mapping (roaming), changed LAN
+// addresses or a signal on netChanged (the OS saw addresses or routes change) also
+// rebinds the data plane, renews the port mapping and asks the broker to have every peer
+// probe again; so does a new port mapping, which peers can reach at once.
+func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Engine, netChanged <-chan struct{}, pm *portmap.Mapper) {
 	port := eng.ListenPort()
 	tr, _ := eng.(traversal)
-	var lost <-chan struct{}
+	var lost, mapChanged <-chan struct{}
 	if pl, ok := eng.(interface{ PathLost() <-chan struct{} }); ok {
 		lost = pl.PathLost()
+	}
+	var lastMap netip.AddrPort // the port mapping's public address last handed to the engine
+	if pm != nil {
+		mapChanged = pm.Changed()
 	}
 	var last wire.EndpointsRequest
 	var lastSent, lastSTUN time.Time
@@ -70,6 +77,9 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 				lastMapped = mapped
 			}
 		}
+		if moved && pm != nil {
+			pm.Refresh() // the gateway, or its address, may be another now
+		}
 		if moved && tr != nil {
 			d.log.Info("network changed: reconnecting and probing every peer again", "public", req.Reflexive, "lan", req.Endpoints)
 			tr.Rebind()
@@ -86,6 +96,10 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 			c.Reconnect()
 		}
 		netMoved = false
+		newMap := followPortMap(pm, eng, &lastMap)
+		if newMap && tr != nil {
+			req.Reflexive, req.NAT = tr.Reflexive(), tr.NAT()
+		}
 		changed := lastSent.IsZero() || !slices.Equal(req.Endpoints, last.Endpoints) ||
 			!slices.Equal(req.Reflexive, last.Reflexive) || req.NAT != last.NAT
 		if changed || time.Since(lastSent) >= endpointRefresh {
@@ -97,6 +111,10 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 				d.log.Debug("report endpoints", "err", err)
 			} else {
 				lastSent = time.Now()
+				if newMap && lastMap.IsValid() && !moved {
+					// Peers without a direct path may now reach us there: have them probe.
+					d.punchAll(ctx, c)
+				}
 			}
 		}
 		last = req
@@ -118,6 +136,7 @@ func (d *Daemon) reportEndpoints(ctx context.Context, c *control.Client, eng Eng
 			stunNow = true
 		case <-netChanged:
 			netMoved = true
+		case <-mapChanged:
 		}
 	}
 }

@@ -65,12 +65,16 @@ const (
 	NATEasy       = "easy"        // endpoint-independent mapping: one public port for every destination
 	NATSymmetric  = "symmetric"   // endpoint-dependent mapping: a new public port per destination
 	NATUDPBlocked = "udp-blocked" // no STUN reply: UDP does not get out
+	// NATMapped: behind a NAT whose gateway forwards a public port to the device's
+	// WireGuard port (PCP, NAT-PMP): that address takes unsolicited packets, so peers may
+	// send to it at once, as to a device without NAT. Since 2026-12-04.
+	NATMapped = "mapped"
 )
 
 // ValidNAT reports whether s is one of the NAT constants.
 func ValidNAT(s string) bool {
 	switch s {
-	case NATUnknown, NATNone, NATEasy, NATSymmetric, NATUDPBlocked:
+	case NATUnknown, NATNone, NATEasy, NATSymmetric, NATUDPBlocked, NATMapped:
 		return true
 	}
 	return false

@@ -91,6 +91,9 @@ type Status struct {
 	// gateway use), whether in use now or not. Gateways are the peers with approved
 	// Routes; virtual devices are the peers of KindVirtual.
 	GatewayRoutes []RouteChoice `json:"gateway_routes,omitempty"`
+	// PortMapping is the port mapping kept on the default gateway for WireGuard's port;
+	// nil when weftd does not try (tunnel down, kernel WireGuard).
+	PortMapping *PortMapping `json:"port_mapping,omitempty"`
 }
 
 // PeerStatus is one peer with its live tunnel state.

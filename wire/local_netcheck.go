@@ -67,6 +67,9 @@ type Netcheck struct {
 	// LAN are this host's own addresses that peers on the same networks may use (no
 	// loopback, link-local or mesh addresses).
 	LAN []netip.Addr `json:"lan"`
+	// PortMapping is the port mapping the tunnel keeps on the gateway (PCP or NAT-PMP),
+	// or why it has none; nil when not checked (Notes say why).
+	PortMapping *PortMapping `json:"port_mapping,omitempty"`
 
 	Relays []NetcheckRelay `json:"relays,omitempty"` // in the broker's order, which is the order of preference
 	// PreferredRelay is the relay weftd uses: the first in the broker's order that

@@ -16,6 +16,8 @@ package wire
 //	3 (2026-11-26): gateways and virtual devices: Device.Advertised, Routes, Kind, Gateway,
 //	  LANIP and VirtualFilter; POST /v1/routes, /v1/vdevs and /v1/vdevs/remove. Older
 //	  clients skip virtual devices (peers without a key) and ignore routes.
+//	  + port mapping (2026-12-04): NAT may be NATMapped. A broker from before refuses
+//	  such an endpoint report (400); clients older than it take the value as unknown.
 const ProtocolVersion = 3
 
 // MinProtocolVersion is the oldest client protocol version the broker accepts.

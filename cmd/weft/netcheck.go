@@ -74,6 +74,9 @@ func printNetcheck(w io.Writer, n wire.Netcheck) {
 		}
 		fmt.Fprintf(w, "  * Port preserved: %s (local port %d)\n", kept, n.LocalPort)
 	}
+	if n.PortMapping != nil {
+		fmt.Fprintf(w, "  * Port mapping: %s\n", portMapText(n.PortMapping))
+	}
 	lan := make([]string, len(n.LAN))
 	for i, a := range n.LAN {
 		lan[i] = a.String()
@@ -112,6 +115,19 @@ func udpText(n wire.Netcheck) string {
 		return "blocked (no STUN server or relay answered over UDP)"
 	}
 	return "not checked (nothing to ask)"
+}
+
+// portMapText renders the port mapping on the gateway: the public address peers are told,
+// or why there is none.
+func portMapText(p *wire.PortMapping) string {
+	switch {
+	case p.External.IsValid():
+		return fmt.Sprintf("%s (%s on gateway %s, to port %d; lifetime %s)", p.External, p.Protocol, p.Gateway,
+			p.Internal.Port(), p.Lifetime)
+	case p.Error != "":
+		return "none (" + p.Error + ")"
+	}
+	return "none yet (asking the gateway)"
 }
 
 func mappingText(m string) string {

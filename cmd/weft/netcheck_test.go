@@ -75,3 +75,33 @@ func TestNetcheckErrors(t *testing.T) {
 		t.Errorf("extra argument: exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestPrintPortMapping(t *testing.T) {
+	mapped := &wire.PortMapping{Protocol: wire.PortMapPCP, Gateway: netip.MustParseAddr("192.168.1.1"),
+		Internal: netip.MustParseAddrPort("192.168.1.5:51820"), External: netip.MustParseAddrPort("198.51.100.7:51820"),
+		Lifetime: 2 * time.Hour}
+	for _, c := range []struct {
+		pm   *wire.PortMapping
+		want string
+	}{
+		{mapped, "Port mapping: 198.51.100.7:51820 (PCP on gateway 192.168.1.1, to port 51820; lifetime 2h0m0s)"},
+		{&wire.PortMapping{Error: "no PCP or NAT-PMP answer"}, "Port mapping: none (no PCP or NAT-PMP answer)"},
+		{&wire.PortMapping{}, "Port mapping: none yet (asking the gateway)"},
+	} {
+		var b bytes.Buffer
+		printNetcheck(&b, wire.Netcheck{State: wire.StateRunning, UDP: wire.UDPOK, PortMapping: c.pm})
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("output lacks %q:\n%s", c.want, b.String())
+		}
+	}
+	var b bytes.Buffer
+	printStatus(&b, wire.Status{State: wire.StateRunning, Interface: "weft0", ListenPort: 51820, PortMapping: mapped}, time.Now())
+	if want := "port mapping: 198.51.100.7:51820 (PCP"; !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	printStatus(&b, wire.Status{State: wire.StateRunning, PortMapping: &wire.PortMapping{Error: "refused"}}, time.Now())
+	if strings.Contains(b.String(), "port mapping") {
+		t.Errorf("status shows a port mapping it does not have:\n%s", b.String())
+	}
+}

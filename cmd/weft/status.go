@@ -86,6 +86,9 @@ func printStatus(w io.Writer, st wire.Status, now time.Time) {
 		}
 		fmt.Fprintln(w)
 	}
+	if pm := st.PortMapping; pm != nil && pm.External.IsValid() {
+		fmt.Fprintf(w, "port mapping: %s\n", portMapText(pm))
+	}
 	peers := tunnelPeers(st.Peers)
 	if len(peers) == 0 {
 		fmt.Fprintln(w, "no peers")

@@ -25,18 +25,19 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: weftd run [--state DIR] [--socket PATH] [--tun NAME] [--port N] [--wg-mode auto|kernel|userspace] [--log-level LEVEL]
+const usage = `usage: weftd run [--state DIR] [--socket PATH] [--tun NAME] [--port N] [--wg-mode auto|kernel|userspace] [--no-port-mapping] [--log-level LEVEL]
        weftd install [same flags as run]
        weftd uninstall | start | stop | version`
 
 // options are weftd's flags; install stores them as the service's arguments.
 type options struct {
-	state    string
-	socket   string
-	tun      string
-	port     int
-	wgMode   string
-	logLevel slog.Level
+	state     string
+	socket    string
+	tun       string
+	port      int
+	wgMode    string
+	noPortMap bool
+	logLevel  slog.Level
 }
 
 func main() {
@@ -59,6 +60,7 @@ func run(args []string, stderr io.Writer) int {
 	// Userspace by default: NAT traversal and relays need weft's own socket, which kernel
 	// WireGuard does not give (docs/ARCHITECTURE.md, "WireGuard implementations").
 	fs.StringVar(&opts.wgMode, "wg-mode", mesh.ModeUserspace, "WireGuard implementation: userspace (default: hole punching and relays), kernel (direct paths only), or auto (kernel where available)")
+	fs.BoolVar(&opts.noPortMap, "no-port-mapping", false, "do not ask the gateway (PCP, NAT-PMP) to forward a public port to WireGuard's")
 	fs.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		if err == nil {
@@ -118,6 +120,7 @@ func (p *program) Start(ksvc.Service) error {
 		TUNName:       p.opts.tun,
 		ListenPort:    p.opts.port,
 		WireGuardMode: p.opts.wgMode,
+		NoPortMapping: p.opts.noPortMap,
 		Logger:        p.log,
 	})
 	if err != nil {
@@ -188,18 +191,22 @@ func newService(p *program, opts options) (ksvc.Service, error) {
 		}
 	}
 	logLevel, _ := opts.logLevel.MarshalText()
+	args := []string{"run",
+		"--state", state,
+		"--socket", socket,
+		"--tun", opts.tun,
+		"--port", strconv.Itoa(opts.port),
+		"--wg-mode", opts.wgMode,
+		"--log-level", string(logLevel),
+	}
+	if opts.noPortMap {
+		args = append(args, "--no-port-mapping")
+	}
 	s, err := ksvc.New(p, &ksvc.Config{
 		Name:        "weftd",
 		DisplayName: "weft mesh daemon",
 		Description: "Runs this device's weft tunnel and follows its broker's map.",
-		Arguments: []string{"run",
-			"--state", state,
-			"--socket", socket,
-			"--tun", opts.tun,
-			"--port", strconv.Itoa(opts.port),
-			"--wg-mode", opts.wgMode,
-			"--log-level", string(logLevel),
-		},
+		Arguments:   args,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service manager: %w", err)

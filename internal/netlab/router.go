@@ -44,8 +44,9 @@ const (
 // own. The embedded Host is the router itself; its Addr is the WAN address.
 type Router struct {
 	*Host
-	nat NATKind
-	lan *Segment
+	nat  NATKind
+	lan  *Segment
+	upnp *miniupnpd // the port mapping service (portmap.go); nil without one
 }
 
 // RouterOptions configures AddRouterWith.
@@ -54,6 +55,9 @@ type RouterOptions struct {
 	// LAN is the LAN's IPv4 range, the router being its first address. Zero means the lab's
 	// next 192.168.N.0/24. Two routers may use the same range, as two homes often do.
 	LAN netip.Prefix
+	// PortMapping runs miniupnpd on the router, offering PCP and NAT-PMP to its LAN: hosts
+	// may have a public port forwarded to them (portmap.go).
+	PortMapping bool
 }
 
 // AddRouter adds a router named name with its WAN on wan and a new LAN 192.168.N.0/24 behind
@@ -94,9 +98,12 @@ func (l *Lab) AddRouterWith(name string, wan *Segment, opts RouterOptions) (*Rou
 	gw := lan.Addr().Next()
 	seg := l.newSegment(name, h.ns, lanIf, lan, gw)
 	l.ip("-n", h.ns, "addr", "add", netip.PrefixFrom(gw, lan.Bits()).String(), "dev", lanIf)
-	l.nft(h.ns, routerRules(opts.NAT))
+	l.nft(h.ns, routerRules(opts.NAT, opts.PortMapping))
 
 	r := &Router{Host: h, nat: opts.NAT, lan: seg}
+	if opts.PortMapping {
+		r.upnp = l.startMiniupnpd(r)
+	}
 	l.mu.Lock()
 	l.routers = append(l.routers, r)
 	l.mu.Unlock()
@@ -120,8 +127,9 @@ func (l *Lab) nextLANPrefix(wan netip.Prefix) netip.Prefix {
 }
 
 // routerRules is the router's nftables ruleset. Regular chains hold the rules added later:
-// drops (DropTo) and udpblock (BlockUDP).
-func routerRules(nat NATKind) string {
+// drops (DropTo) and udpblock (BlockUDP), and with portMap miniupnpd's forwarding rules,
+// which pass before the WAN filter drops what nobody asked for.
+func routerRules(nat NATKind, portMap bool) string {
 	filter := nat == NATHome || nat == NATSymmetric
 	masq := "masquerade"
 	if nat == NATSymmetric {
@@ -131,6 +139,11 @@ func routerRules(nat NATKind) string {
 	sb.WriteString("table inet netlab {\n")
 	sb.WriteString("\tchain drops {\n\t}\n")
 	sb.WriteString("\tchain udpblock {\n\t}\n")
+	if portMap {
+		fmt.Fprintf(&sb, "\tchain %s {\n\t}\n\tchain %s {\n\t}\n\tchain %s {\n\t}\n", upnpForward, upnpPre, upnpPost)
+		sb.WriteString("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
+		fmt.Fprintf(&sb, "\t\tjump %s\n\t}\n", upnpPre)
+	}
 
 	sb.WriteString("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
 	sb.WriteString("\t\tjump drops\n")
@@ -144,6 +157,9 @@ func routerRules(nat NATKind) string {
 	sb.WriteString("\t\tjump drops\n\t\tjump udpblock\n")
 	if filter {
 		sb.WriteString("\t\tct state established,related accept\n")
+		if portMap {
+			fmt.Fprintf(&sb, "\t\tjump %s\n", upnpForward)
+		}
 		fmt.Fprintf(&sb, "\t\tiifname %q counter drop\n", wanIf)
 	}
 	sb.WriteString("\t}\n")
@@ -152,6 +168,9 @@ func routerRules(nat NATKind) string {
 	sb.WriteString("\t\tjump drops\n\t\tjump udpblock\n\t}\n")
 
 	sb.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+	if portMap {
+		fmt.Fprintf(&sb, "\t\tjump %s\n", upnpPost)
+	}
 	fmt.Fprintf(&sb, "\t\toifname %q %s\n\t}\n", wanIf, masq)
 	sb.WriteString("}\n")
 	return sb.String()
@@ -206,5 +225,8 @@ func (r *Router) Renumber() netip.Addr {
 	r.mu.Lock()
 	r.addr = addr
 	r.mu.Unlock()
+	if r.upnp != nil {
+		r.upnp.readvertise(l)
+	}
 	return addr
 }

@@ -834,3 +834,26 @@ func TestOpenedBeforeSTUN(t *testing.T) {
 		t.Fatalf("no ping on the peer's word before STUN: %+v", p)
 	}
 }
+
+// TestMappedPeerPingedAtOnce: a peer whose gateway maps a port to it (NAT "mapped") takes
+// unsolicited packets there, as a peer without NAT does: after the opening probe, full-TTL
+// pings go without waiting for its word, and the path confirms on the first pong.
+func TestMappedPeerPingedAtOnce(t *testing.T) {
+	for _, nat := range []string{wire.NATMapped, wire.NATEasy} {
+		h := newHarness(t, Config{})
+		h.m.SetRelay(true)
+		h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self1}, NAT: wire.NATSymmetric, At: t0})
+		h.m.SetPeers([]Peer{{Key: peerA, Candidates: []Candidate{{Addr: pubA}}, NAT: nat}}, h.now)
+		var full []Send
+		h.run(BurstInterval+50*time.Millisecond, func(_ time.Time, o []Send) { full = append(full, fullPings(o, pubA)...) })
+		switch {
+		case nat == wire.NATMapped && len(full) == 0:
+			t.Fatalf("%s: no full-TTL ping without the peer's word", nat)
+		case nat != wire.NATMapped && len(full) != 0:
+			t.Fatalf("%s: full-TTL ping without the peer's word: %+v", nat, full)
+		case nat == wire.NATMapped:
+			h.answer(full, 5*time.Millisecond, pubA)
+			h.wantPath(peerA, Direct, pubA)
+		}
+	}
+}
