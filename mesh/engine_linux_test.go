@@ -64,13 +64,15 @@ func (r *memRelay) Send(dst wire.Key, pkt []byte) error {
 	return nil
 }
 
-func (r *memRelay) RecvBatch(bufs [][]byte, sizes []int, srcs []wire.Key) (int, error) {
+func (r *memRelay) RecvBatchUntil(stop <-chan struct{}, bufs [][]byte, sizes []int, srcs []wire.Key) (int, error) {
 	select {
 	case p := <-r.in:
 		sizes[0], srcs[0] = copy(bufs[0], p.data), p.src
 		return 1, nil
 	case <-r.closed:
 		return 0, net.ErrClosed
+	case <-stop:
+		return 0, nil
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/weftmesh/weft/mesh/bind"
 	"github.com/weftmesh/weft/mesh/relayclient"
 	"github.com/weftmesh/weft/wire"
 )
@@ -18,17 +19,14 @@ const (
 	// tlsHeadStart is how long UDP may try alone before TLS is dialled beside it.
 	tlsHeadStart    = 300 * time.Millisecond
 	relayMaxBackoff = 30 * time.Second
-	relayBufSize    = 4096 // a relayed WireGuard packet is at most the path MTU
-	relayBatch      = 64
 )
 
 // RelayConn is a connection to a relay as the engine uses it; *relayclient.Conn is one.
-// It re-establishes itself after failures until Close.
+// It re-establishes itself after failures until Close. The bind reads what it delivers
+// (bind.RelayReceiver: after Close RecvBatchUntil fails).
 type RelayConn interface {
 	Send(dst wire.Key, pkt []byte) error
-	// RecvBatch blocks for at least one packet and copies up to len(bufs) of them; after
-	// Close it fails.
-	RecvBatch(bufs [][]byte, sizes []int, srcs []wire.Key) (int, error)
+	bind.RelayReceiver
 	Status() relayclient.Status
 	// Reconnect re-makes the connection from the current network.
 	Reconnect()
@@ -110,6 +108,18 @@ func (e *Engine) reconnectRelay() {
 	}
 }
 
+// relayLost is the relay client's word that its session died unasked — it stopped
+// answering while packets were sent through it, or its connection broke — and that it is
+// making a new one. Like a lost direct path it hints that this device moved (after a roam
+// the relay drops our frames from the new address, and the peers' go to the old one), and
+// raises the same signal (PathLost), so the service checks its public mapping at once.
+func (e *Engine) relayLost() {
+	select {
+	case e.lost <- struct{}{}:
+	default:
+	}
+}
+
 func (e *Engine) setRelayConn(c RelayConn, info wire.RelayInfo) {
 	e.relayMu.Lock()
 	e.relay.conn, e.relay.info = c, info
@@ -141,15 +151,14 @@ func (e *Engine) runRelays(ctx context.Context, list []wire.RelayInfo, done chan
 			backoff = min(backoff*2, relayMaxBackoff)
 			continue
 		}
-		backoff = time.Second
 		e.log.Info("relay connected", "relay", info.Name)
+		// WireGuard's relay receive goroutine reads from c through the bind; c
+		// reconnects by itself, so it is used until the manager stops.
 		e.setRelayConn(c, info)
-		e.readRelay(ctx, c)
+		<-ctx.Done()
 		e.setRelayConn(nil, wire.RelayInfo{})
 		c.Close()
-		if ctx.Err() != nil {
-			return
-		}
+		return
 	}
 }
 
@@ -166,31 +175,6 @@ func (e *Engine) dialFirst(ctx context.Context, list []wire.RelayInfo) (RelayCon
 		}
 	}
 	return nil, wire.RelayInfo{}, errors.Join(errs...)
-}
-
-// readRelay hands every packet the relay delivers to the bind until the connection is
-// closed (by ctx ending, or for good).
-func (e *Engine) readRelay(ctx context.Context, c RelayConn) {
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	bufs := make([][]byte, relayBatch)
-	for i := range bufs {
-		bufs[i] = make([]byte, relayBufSize)
-	}
-	sizes := make([]int, relayBatch)
-	srcs := make([]wire.Key, relayBatch)
-	for {
-		n, err := c.RecvBatch(bufs, sizes, srcs)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("relay connection ended", "err", err)
-			}
-			return
-		}
-		for i := range n {
-			e.bind.DeliverRelay(srcs[i], bufs[i][:sizes[i]])
-		}
-	}
 }
 
 // dialRelayClient connects with relayclient over UDP and, for networks that block UDP,
@@ -210,7 +194,7 @@ func (e *Engine) dialRelayClient(ctx context.Context, r wire.RelayInfo, priv wir
 	try := func(what string, cfg relayclient.Config) {
 		dctx, dcancel := context.WithTimeout(ctx, relayDialTimeout)
 		defer dcancel()
-		cfg.RelayKey, cfg.PrivateKey, cfg.Logger = r.PublicKey, priv, log
+		cfg.RelayKey, cfg.PrivateKey, cfg.Logger, cfg.OnLost = r.PublicKey, priv, log, e.relayLost
 		c, err := relayclient.Dial(dctx, cfg)
 		if err != nil {
 			err = fmt.Errorf("%s: %w", what, err)

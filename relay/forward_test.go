@@ -110,3 +110,32 @@ func TestDualStackUDP(t *testing.T) {
 		t.Fatalf("got %q from %v", got, src)
 	}
 }
+
+// RecvBatchUntil gives up, with nothing and no error, when its stop channel yields, and
+// reads as RecvBatch otherwise; a payload sent meanwhile is not lost.
+func TestRecvBatchUntil(t *testing.T) {
+	r := startRelay(t, Config{})
+	a, _ := r.dial(t, "udp")
+	b, bKey := r.dial(t, "udp")
+	bufs := [][]byte{make([]byte, 2048), make([]byte, 2048)}
+	sizes := make([]int, 2)
+	srcs := make([]wire.Key, 2)
+
+	stop := make(chan struct{}, 1)
+	stop <- struct{}{}
+	if n, err := b.RecvBatchUntil(stop, bufs, sizes, srcs); n != 0 || err != nil {
+		t.Fatalf("stopped read: %d, %v; want 0, nil", n, err)
+	}
+	want := payload(1, 1300)
+	if err := a.Send(bKey, want); err != nil {
+		t.Fatal(err)
+	}
+	n, err := b.RecvBatchUntil(make(chan struct{}), bufs, sizes, srcs)
+	if err != nil || n != 1 || !bytes.Equal(bufs[0][:sizes[0]], want) {
+		t.Fatalf("read: %d, %v", n, err)
+	}
+	b.Close()
+	if n, err := b.RecvBatchUntil(make(chan struct{}), bufs, sizes, srcs); n != 0 || err == nil {
+		t.Fatalf("after Close: %d, %v; want an error", n, err)
+	}
+}

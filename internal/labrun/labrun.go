@@ -291,8 +291,8 @@ const (
 )
 
 // StartRelay starts weft-relay on h (UDP and TLS) and registers it with the broker as the
-// global relay name.
-func StartRelay(t netlab.TB, bins Binaries, h *netlab.Host, b *Broker, name string) *Relay {
+// global relay name. extra are more flags for `weft-relay serve`.
+func StartRelay(t netlab.TB, bins Binaries, h *netlab.Host, b *Broker, name string, extra ...string) *Relay {
 	t.Helper()
 	r := &Relay{Host: h, Data: filepath.Join(t.TempDir(), "relay")}
 	// The key is made first, so serve and the key registered with the broker are one.
@@ -301,9 +301,10 @@ func StartRelay(t netlab.TB, bins Binaries, h *netlab.Host, b *Broker, name stri
 		t.Fatalf("weft-relay key: %v", err)
 	}
 	r.Key = strings.TrimSpace(out)
-	r.Proc = h.Start(bins.path("weft-relay"), "serve", "--data", r.Data,
+	args := append([]string{"serve", "--data", r.Data,
 		"--listen-udp", fmt.Sprintf("%s:%d", h.Addr(), RelayUDPPort),
-		"--listen-tls", fmt.Sprintf("%s:%d", h.Addr(), RelayTLSPort))
+		"--listen-tls", fmt.Sprintf("%s:%d", h.Addr(), RelayTLSPort)}, extra...)
+	r.Proc = h.Start(bins.path("weft-relay"), args...)
 	b.MustAdmin("relay", "add", "--global", name,
 		"--udp", fmt.Sprintf("%s:%d", h.Addr(), RelayUDPPort),
 		"--tls", fmt.Sprintf("%s:%d", h.Addr(), RelayTLSPort), "--key", r.Key)

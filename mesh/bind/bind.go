@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -24,8 +23,8 @@ import (
 // "peer:<64 hex digits of its public key>".
 const PeerPrefix = "peer:"
 
-// relayQueue bounds the relay packets waiting for WireGuard to read them; beyond it they
-// are dropped, as a full socket buffer would.
+// relayQueue bounds the aux-socket packets waiting for WireGuard's relay receive function
+// to read them; beyond it they are dropped, as a full socket buffer would.
 const relayQueue = 1024
 
 // ErrNoPath is returned by Send for a peer that has no route (or a relay route and no
@@ -42,6 +41,16 @@ type Relay interface {
 // when the relay has it.
 type BatchRelay interface {
 	SendBatch(dst wire.Key, pkts [][]byte) error
+}
+
+// RelayReceiver is a Relay that the bind reads delivered packets from, in WireGuard's
+// relay receive goroutine (relay.go); a Relay without it delivers nothing.
+type RelayReceiver interface {
+	// RecvBatchUntil blocks until at least one packet arrives, then copies up to
+	// len(bufs) of them: packet i into bufs[i], its length into sizes[i], its sender
+	// into srcs[i]. It returns 0 and no error as soon as a receive from stop succeeds,
+	// and an error once the relay is closed for good.
+	RecvBatchUntil(stop <-chan struct{}, bufs [][]byte, sizes []int, srcs []wire.Key) (int, error)
 }
 
 // Source is where a disco packet came from.
@@ -87,9 +96,12 @@ type Bind struct {
 	// byKey is a snapshot of peers for the relay receive path, replaced whole.
 	byKey atomic.Pointer[map[wire.Key]*PeerEndpoint]
 
-	relayIn    chan *relayPacket
+	relayIn    chan *relayPacket // WireGuard packets from aux sockets (queueIn)
 	relayPool  sync.Pool
 	relayDrops atomic.Uint64
+	// relayKick holds a token when the relay receive function must look again: packets
+	// were queued, the relay changed or the bind closed. It has one reader.
+	relayKick chan struct{}
 
 	// aux holds the aux sockets by ID (aux.go), replaced whole under auxMu.
 	aux        atomic.Pointer[map[uint32]*auxSock]
@@ -118,10 +130,11 @@ func New(h Config) *Bind {
 		panic("bind: conn.NewStdNetBind is not a *conn.StdNetBind")
 	}
 	b := &Bind{
-		inner:   inner,
-		h:       h,
-		relayIn: make(chan *relayPacket, relayQueue),
-		peers:   map[wire.Key]*PeerEndpoint{},
+		inner:     inner,
+		h:         h,
+		relayIn:   make(chan *relayPacket, relayQueue),
+		relayKick: make(chan struct{}, 1),
+		peers:     map[wire.Key]*PeerEndpoint{},
 	}
 	b.relayPool.New = func() any { return &relayPacket{data: make([]byte, 0, 2048)} }
 	b.addrs.Store(&map[netip.AddrPort]*PeerEndpoint{})
@@ -158,6 +171,7 @@ func (b *Bind) Close() error {
 		b.done = nil
 	}
 	b.mu.Unlock()
+	b.kickRelay()
 	for {
 		select {
 		case p := <-b.relayIn:
@@ -267,9 +281,10 @@ func (b *Bind) SetAddrs(addrs map[netip.AddrPort]wire.Key) {
 func (b *Bind) SetRelay(r Relay) {
 	if r == nil {
 		b.relay.Store(nil)
-		return
+	} else {
+		b.relay.Store(&relayBox{r})
 	}
-	b.relay.Store(&relayBox{r})
+	b.kickRelay()
 }
 
 // Send sends bufs to ep: through the peer's route for a PeerEndpoint, else straight to
@@ -341,29 +356,11 @@ func (b *Bind) SendTo(addr netip.AddrPort, pkt []byte, ttl int) error {
 	return b.inner.Send([][]byte{pkt}, &conn.StdNetEndpoint{AddrPort: addr})
 }
 
-// RelayDrops counts relay packets dropped because WireGuard did not keep up.
+// RelayDrops counts aux-socket packets dropped because WireGuard did not keep up.
 func (b *Bind) RelayDrops() uint64 { return b.relayDrops.Load() }
 
-// DeliverRelay hands the bind a packet the relay delivered from peer src: disco goes to
-// the disco handler at once; WireGuard packets of a known peer are queued for WireGuard
-// (copied: the caller may reuse pkt); anything else is dropped.
-func (b *Bind) DeliverRelay(src wire.Key, pkt []byte) {
-	switch {
-	case disco.Looks(pkt):
-		if b.h.Disco != nil {
-			b.h.Disco(Source{Relay: src}, pkt)
-		}
-		return
-	case !isWireGuard(pkt):
-		return
-	}
-	if pe := (*b.byKey.Load())[src]; pe != nil {
-		b.queueIn(pe, pkt)
-	}
-}
-
-// queueIn queues a WireGuard packet of peer pe that did not come in on the WireGuard
-// socket (the relay, an aux socket) for the relay receive function, copied.
+// queueIn queues a WireGuard packet of peer pe that came in on an aux socket for the relay
+// receive function, copied.
 func (b *Bind) queueIn(pe *PeerEndpoint, pkt []byte) {
 	if !b.admitHandshake(pe, pkt) {
 		return
@@ -372,6 +369,7 @@ func (b *Bind) queueIn(pe *PeerEndpoint, pkt []byte) {
 	p.ep, p.data = pe, append(p.data[:0], pkt...)
 	select {
 	case b.relayIn <- p:
+		b.kickRelay()
 	default:
 		b.relayDrops.Add(1)
 		b.freeRelay(p)
@@ -381,33 +379,6 @@ func (b *Bind) queueIn(pe *PeerEndpoint, pkt []byte) {
 func (b *Bind) freeRelay(p *relayPacket) {
 	p.ep = nil
 	b.relayPool.Put(p)
-}
-
-// relayReceive yields queued relay packets, as many as are waiting, up to a batch.
-func (b *Bind) relayReceive(done <-chan struct{}) conn.ReceiveFunc {
-	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		var p *relayPacket
-		select {
-		case p = <-b.relayIn:
-		case <-done:
-			return 0, net.ErrClosed
-		}
-		n := 0
-		for {
-			sizes[n] = copy(bufs[n], p.data)
-			eps[n] = p.ep
-			b.freeRelay(p)
-			n++
-			if n == len(bufs) {
-				return n, nil
-			}
-			select {
-			case p = <-b.relayIn:
-			default:
-				return n, nil
-			}
-		}
-	}
 }
 
 // wrapReceive post-processes each batch StdNetBind reads, in place: WireGuard packets from

@@ -60,12 +60,19 @@ type Config struct {
 	Proxy func(*http.Request) (*url.URL, error)
 	// Keepalive is how often the client checks that the relay still has its session
 	// (and refreshes a UDP binding); 0 means DefaultKeepalive, and it is shortened to a
-	// third of the relay's lease.
+	// third of the relay's lease. While frames are being sent the session is checked
+	// much sooner: a relay that answers nothing for about a second and a half is given
+	// up (see liveness).
 	Keepalive time.Duration
 	// HandshakeTimeout bounds each connection attempt when ctx sets no deadline; 0 means
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	Logger           *slog.Logger
+	// OnLost, if set, is called each time a session dies without Reconnect or Close
+	// asking (the relay stopped answering, the connection broke), before reconnecting: a
+	// hint that this device's network may have changed. It is called from the Conn's
+	// own goroutine and must not block.
+	OnLost func()
 }
 
 // Status describes the connection now.
@@ -87,8 +94,14 @@ type Conn struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the maintainer returns
+	retry     chan struct{} // cuts short a wait between reconnection attempts
 
 	sess atomic.Pointer[session] // nil while reconnecting
+
+	// heardAt is when anything last came from the relay, in nanoseconds since epoch:
+	// the readers stamp it, the session's liveness monitor reads it.
+	epoch   time.Time
+	heardAt atomic.Int64
 
 	// Received frames travel in batches: readers fill a free batch and pass it on
 	// full; RecvBatch copies frames out and returns it. full never blocks: it can hold
@@ -113,7 +126,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.PrivateKey.IsZero() || cfg.RelayKey.IsZero() {
 		return nil, errors.New("relay: need the device's private key and the relay's public key")
 	}
-	c := &Conn{cfg: cfg, pub: cfg.PrivateKey.Public(), log: cfg.Logger}
+	c := &Conn{cfg: cfg, pub: cfg.PrivateKey.Public(), log: cfg.Logger, epoch: time.Now(), retry: make(chan struct{}, 1)}
 	switch {
 	case cfg.UDPAddr != "" && cfg.URL == "":
 		c.transport = "udp"
@@ -171,7 +184,7 @@ func (c *Conn) install(s *session) {
 	c.status.Observed = s.welcome.Observed
 	c.smu.Unlock()
 	s.t.start(s)
-	go s.keepalive(c.keepaliveInterval(s))
+	go s.monitor(newLiveness(s.made, c.keepaliveInterval(s), c.transport == "tls"))
 }
 
 func (c *Conn) keepaliveInterval(s *session) time.Duration {
@@ -182,9 +195,15 @@ func (c *Conn) keepaliveInterval(s *session) time.Duration {
 	return k
 }
 
-// maintain replaces a failed session until Close.
+// stableAfter: a session that lived this long proves the relay works, and the next
+// reconnection after it fails starts at once; one that died sooner (the relay takes
+// handshakes but then stops answering) makes the next start after a growing wait.
+const stableAfter = 10 * time.Second
+
+// maintain replaces a failed session until Close, one attempt at a time.
 func (c *Conn) maintain(s *session) {
 	defer close(c.done)
+	quick := 0 // sessions in a row that died unasked within stableAfter
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -197,7 +216,23 @@ func (c *Conn) maintain(s *session) {
 		c.status.Connected = false
 		c.smu.Unlock()
 		c.log.Info("relay: connection lost; reconnecting", "relay", c.addr(), "err", s.err)
+		asked := errors.Is(s.err, errReconnect)
+		if !asked && c.cfg.OnLost != nil {
+			c.cfg.OnLost()
+		}
+		switch {
+		case asked || time.Since(s.made) >= stableAfter:
+			quick = 0
+		default:
+			quick++
+		}
 		backoff := 250 * time.Millisecond
+		if quick > 1 {
+			backoff = min(backoff<<min(quick-2, 6), maxBackoff)
+			if !c.wait(jitter(backoff)) {
+				return
+			}
+		}
 		for {
 			ns, err := c.connect(c.ctx)
 			if err == nil {
@@ -208,19 +243,34 @@ func (c *Conn) maintain(s *session) {
 				return
 			}
 			c.log.Debug("relay: reconnect failed", "relay", c.addr(), "err", err)
-			select {
-			case <-c.ctx.Done():
+			if !c.wait(jitter(backoff)) {
 				return
-			case <-time.After(jitter(backoff)):
 			}
 			backoff = min(2*backoff, maxBackoff)
 		}
 		c.smu.Lock()
 		c.status.Reconnects++
 		c.smu.Unlock()
+		select { // a Reconnect during the attempt is answered by it
+		case <-c.retry:
+		default:
+		}
 		c.install(s)
 		c.log.Info("relay: reconnected", "relay", c.addr())
 	}
+}
+
+// wait sleeps for d, less if Reconnect asks meanwhile; false if the Conn was closed.
+func (c *Conn) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.ctx.Done():
+		return false
+	case <-c.retry:
+	case <-t.C:
+	}
+	return true
 }
 
 func (c *Conn) addr() string { return c.cfg.UDPAddr + c.cfg.URL }
@@ -240,12 +290,20 @@ func (c *Conn) Close() error {
 }
 
 // Reconnect drops the current session and makes a new one (from a new UDP socket, so
-// through a new NAT mapping): for when the device's network changed.
+// through a new NAT mapping): for when the device's network changed. While reconnecting
+// already, it makes the next attempt start at once.
 func (c *Conn) Reconnect() {
 	if s := c.sess.Load(); s != nil {
-		s.close(errors.New("reconnect requested"))
+		s.close(errReconnect)
+		return
+	}
+	select {
+	case c.retry <- struct{}{}:
+	default:
 	}
 }
+
+var errReconnect = errors.New("reconnect requested")
 
 // Status reports the connection's state.
 func (c *Conn) Status() Status {
@@ -285,7 +343,9 @@ func (c *Conn) SendBatch(dst wire.Key, payloads [][]byte) error {
 			return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(p))
 		}
 	}
-	return s.t.send(s, dst, payloads)
+	err := s.t.send(s, dst, payloads)
+	s.noteSend()
+	return err
 }
 
 // Recv copies the next received payload into buf and says who sent it.
@@ -303,6 +363,13 @@ func (c *Conn) Recv(buf []byte) (src wire.Key, n int, err error) {
 // them: payload i into bufs[i], its length into sizes[i] and its sender into srcs[i].
 // A payload larger than its buffer is dropped.
 func (c *Conn) RecvBatch(bufs [][]byte, sizes []int, srcs []wire.Key) (int, error) {
+	return c.RecvBatchUntil(nil, bufs, sizes, srcs)
+}
+
+// RecvBatchUntil is RecvBatch that also gives up when stop is closed before a payload
+// arrives: it then returns 0 and no error. It lets a reader that does not own the Conn
+// (WireGuard's receive goroutine in the bind) read from it directly and still be ended.
+func (c *Conn) RecvBatchUntil(stop <-chan struct{}, bufs [][]byte, sizes []int, srcs []wire.Key) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
@@ -316,6 +383,8 @@ func (c *Conn) RecvBatch(bufs [][]byte, sizes []int, srcs []wire.Key) (int, erro
 				c.idx = 0
 			case <-c.ctx.Done():
 				return 0, net.ErrClosed
+			case <-stop:
+				return 0, nil
 			}
 		}
 		for n < len(bufs) && c.cur != nil {
@@ -344,7 +413,16 @@ type session struct {
 	c       *Conn
 	t       transport
 	welcome relayproto.Welcome
-	pongs   chan uint64 // echoes of pongs received, for keepalive
+	made    time.Time
+	pongs   chan uint64 // echoes of pongs received, for the monitor's RTT
+
+	// Senders tell the monitor that something was sent: sent is set on every send;
+	// while armed (the monitor has no send outstanding) the send that sets it also kicks
+	// the monitor, so it learns when sending began without any clock read per send.
+	sent    atomic.Bool
+	armed   atomic.Bool
+	kick    chan struct{}
+	pinging atomic.Bool // a ping is being written
 
 	dead chan struct{} // closed by close
 	once sync.Once
@@ -360,7 +438,8 @@ type transport interface {
 }
 
 func newSession(c *Conn, w relayproto.Welcome) *session {
-	return &session{c: c, welcome: w, pongs: make(chan uint64, 1), dead: make(chan struct{})}
+	return &session{c: c, welcome: w, made: time.Now(), pongs: make(chan uint64, 1),
+		kick: make(chan struct{}, 1), dead: make(chan struct{})}
 }
 
 // close ends the session once, recording why.
@@ -372,63 +451,98 @@ func (s *session) close(err error) {
 	})
 }
 
-// pong hands a pong's echo to keepalive without ever blocking the reader.
+// pong hands a pong's echo to the monitor without ever blocking the reader.
 func (s *session) pong(echo uint64) {
+	s.c.noteHeard()
 	select {
 	case s.pongs <- echo:
 	default:
 	}
 }
 
-// keepalive pings the relay every interval and ends the session when pingTries pings
-// in a row go unanswered.
-func (s *session) keepalive(interval time.Duration) {
-	t := time.NewTimer(interval)
+// noteHeard records that something came from the relay.
+func (c *Conn) noteHeard() { c.heardAt.Store(int64(time.Since(c.epoch))) }
+
+// noteSend records that something was sent: one atomic load in the common case.
+func (s *session) noteSend() {
+	if s.sent.Load() {
+		return
+	}
+	s.sent.Store(true)
+	if s.armed.Load() && s.armed.CompareAndSwap(true, false) {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// monitor pings the relay as l says and ends the session when l gives it up.
+func (s *session) monitor(l *liveness) {
+	c := s.c
+	t := time.NewTimer(0)
 	defer t.Stop()
 	var seq uint64
+	var pinged [4]time.Time // when pings seq-3..seq went out, by seq%4, for the RTT
+	swapped := s.made       // when sent was last cleared
 	for {
+		kicked := false
 		select {
 		case <-s.dead:
 			return
 		case <-t.C:
-		}
-		ok := false
-		timeout := time.Second
-		if rtt := s.c.Status().RTT; rtt > 0 {
-			timeout = min(max(4*rtt, minPingTimeout), maxPingTimeout)
-		}
-		for try := 0; try < pingTries && !ok; try++ {
-			seq++
-			sent := time.Now()
-			if err := s.t.ping(s, seq); err != nil {
-				s.close(fmt.Errorf("keepalive: %w", err))
-				return
+		case <-s.kick:
+			kicked = true
+		case echo := <-s.pongs:
+			if echo > 0 && echo <= seq && seq-echo < uint64(len(pinged)) {
+				rtt := time.Since(pinged[echo%uint64(len(pinged))])
+				c.setRTT(rtt)
+				l.setRTT(rtt)
 			}
-			wait := time.NewTimer(timeout)
-		recv:
-			for {
-				select {
-				case <-s.dead:
-					wait.Stop()
-					return
-				case echo := <-s.pongs:
-					if echo == seq {
-						s.c.setRTT(time.Since(sent))
-						ok = true
-						break recv
-					}
-				case <-wait.C:
-					break recv
-				}
-			}
-			wait.Stop()
 		}
-		if !ok {
-			s.close(errors.New("relay stopped answering keepalives"))
+		now := time.Now()
+		heard := c.epoch.Add(time.Duration(c.heardAt.Load()))
+		sends := func() time.Time {
+			// Armed before clearing, so no send falls between the two unnoticed.
+			s.armed.Store(true)
+			since := swapped
+			swapped = now
+			if !s.sent.Swap(false) {
+				return time.Time{}
+			}
+			s.armed.Store(false)
+			if kicked {
+				return now
+			}
+			// Some time since the last clearing; step counts from the last answer if later.
+			return since
+		}
+		ping, dead, next := l.step(now, heard, sends)
+		if dead {
+			s.close(errors.New("relay stopped answering"))
 			return
 		}
-		t.Reset(interval)
+		if ping {
+			seq++
+			pinged[seq%uint64(len(pinged))] = now
+			s.ping(seq)
+		}
+		t.Reset(max(time.Until(next), 0))
 	}
+}
+
+// ping sends a ping without blocking the monitor (a TLS write can wait behind a stalled
+// stream: the monitor must still be able to end the session). One at a time.
+func (s *session) ping(seq uint64) {
+	if !s.pinging.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.pinging.Store(false)
+		if err := s.t.ping(s, seq); err != nil {
+			s.close(fmt.Errorf("ping: %w", err))
+		}
+	}()
 }
 
 // rxBatch is a batch of received frames: the transport's raw buffers and the
@@ -446,6 +560,7 @@ type pkt struct {
 // deliver passes b to RecvBatch if it holds anything, else makes it free again.
 func (c *Conn) deliver(b *rxBatch) {
 	if len(b.pkts) > 0 {
+		c.noteHeard()
 		c.full <- b
 	} else {
 		c.free <- b
