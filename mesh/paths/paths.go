@@ -82,6 +82,10 @@ const (
 	maxSprayTargets = 2
 	// sprayMinPort: a NAT picks random ports from 1024 up for a source port that high.
 	sprayMinPort = 1024
+	// sprayChunk pings leave at a time, sprayChunkGap apart: a burst of all 1024 at once
+	// would overflow a router's input backlog (1000 packets on Linux) and lose pings.
+	sprayChunk    = 256
+	sprayChunkGap = 40 * time.Millisecond
 	// maxSprayAttempts bounds the attempts running at once (each holds SprayPorts
 	// sockets); peers beyond it wait for their next probing round.
 	maxSprayAttempts = 2
@@ -397,6 +401,7 @@ func (m *Manager) tickPeer(p *peer, now time.Time, out []Send) []Send {
 	if len(p.sprayIDs) > 0 && !now.Before(p.sprayUntil) {
 		p.sprayIDs = nil // the attempt's unanswered aux sockets close
 	}
+	out = m.sprayChunk(p, now, out)
 	if c := p.cur; c != nil && !c.expectBy.IsZero() && !now.Before(c.expectBy) {
 		m.lose(p, now)
 	}
@@ -732,7 +737,7 @@ func (m *Manager) Busy() bool {
 		return true
 	}
 	for _, p := range m.peers {
-		if p.bursting(m.now) || p.active(m.now) || (p.cur != nil && !p.cur.expectBy.IsZero()) || len(p.sprayIDs) > 0 {
+		if p.bursting(m.now) || p.active(m.now) || (p.cur != nil && !p.cur.expectBy.IsZero()) || len(p.sprayIDs) > 0 || len(p.sprayQueue) > 0 {
 			return true
 		}
 	}
@@ -927,18 +932,36 @@ func (m *Manager) HandleSpray(key wire.Key, s *disco.Spray, now time.Time) []Sen
 	}
 	p.sprayedAt = now
 	seen := make(map[uint16]bool, SprayPings)
-	out := make([]Send, 0, SprayPings)
-	for tries := 0; len(out) < SprayPings && tries < 4*SprayPings; tries++ {
+	p.sprayQueue = p.sprayQueue[:0]
+	for tries := 0; len(p.sprayQueue) < SprayPings && tries < 4*SprayPings; tries++ {
 		port := m.randPort()
 		if port < sprayMinPort || seen[port] {
 			continue
 		}
 		seen[port] = true
-		to := netip.AddrPortFrom(s.Addr, port)
-		tx := m.newTxID()
-		m.pending[tx] = pending{peer: key, to: to, sent: now, spray: true}
-		out = append(out, Send{Peer: key, To: to, Msg: &disco.Ping{TxID: tx}})
+		p.sprayQueue = append(p.sprayQueue, netip.AddrPortFrom(s.Addr, port))
 	}
+	p.sprayChunkAt = time.Time{}
+	return m.sprayChunk(p, now, nil)
+}
+
+// sprayChunk sends the next sprayChunk pings of p's spray queue, if sprayChunkGap passed
+// since the last; a direct path found meanwhile ends the spray.
+func (m *Manager) sprayChunk(p *peer, now time.Time, out []Send) []Send {
+	if p.cur != nil {
+		p.sprayQueue = nil
+	}
+	if len(p.sprayQueue) == 0 || now.Sub(p.sprayChunkAt) < sprayChunkGap {
+		return out
+	}
+	p.sprayChunkAt = now
+	n := min(sprayChunk, len(p.sprayQueue))
+	for _, to := range p.sprayQueue[:n] {
+		tx := m.newTxID()
+		m.pending[tx] = pending{peer: p.key, to: to, sent: now, spray: true}
+		out = append(out, Send{Peer: p.key, To: to, Msg: &disco.Ping{TxID: tx}})
+	}
+	p.sprayQueue = p.sprayQueue[n:]
 	return out
 }
 
@@ -1009,7 +1032,7 @@ func (m *Manager) lose(p *peer, now time.Time) {
 	c := p.cur
 	c.confirmed, c.expectBy = false, time.Time{}
 	p.cur = nil
-	p.lostAt = now
+	p.lostAt, p.lostLastPong = now, c.lastPong
 	p.backoff = FirstBackoff
 	// What the peer said of its NAT, and pings heard, predate the loss.
 	p.openedAt = time.Time{}
@@ -1032,6 +1055,11 @@ func (m *Manager) update(p *peer, now time.Time) {
 	var best *cand
 	for _, c := range p.cands {
 		if !c.confirmed || (c != p.cur && now.Sub(c.lastPong) > TrustWindow) {
+			continue
+		}
+		if !p.lostAt.IsZero() && !c.lastPong.After(p.lostLastPong) {
+			// Not heard from since the dead path last answered: no better evidence
+			// (after a roam, every address of the old network looks like this).
 			continue
 		}
 		if best == nil || c.better(best) {

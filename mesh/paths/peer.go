@@ -25,6 +25,7 @@ type peer struct {
 	probed        bool          // the first burst has ended
 	lastTriggered time.Time     // last burst the peer's ping or call-me-maybe started
 	lostAt        time.Time     // when the last direct path died; zero once a new one works
+	lostLastPong  time.Time     // the dead path's last pong: others must have answered since
 	// opened is what the peer last said (call-me-maybe's Opened) its NAT lets in packets
 	// from, at openedAt: once one is an address of ours known to be current, full-TTL
 	// pings to the peer are safe.
@@ -42,10 +43,12 @@ type peer struct {
 	lastRelayPing time.Time
 
 	// Birthday probing (docs/NAT-TRAVERSAL.md, "One symmetric NAT").
-	sprayIDs   []uint32  // our side is the hard one: aux sockets of the running attempt
-	sprayUntil time.Time // they are kept open until then
-	sprayNext  time.Time // no new attempt before then
-	sprayedAt  time.Time // our side is the easy one: when we last sprayed the peer
+	sprayIDs     []uint32         // our side is the hard one: aux sockets of the running attempt
+	sprayUntil   time.Time        // they are kept open until then
+	sprayNext    time.Time        // no new attempt before then
+	sprayedAt    time.Time        // our side is the easy one: when we last sprayed the peer
+	sprayQueue   []netip.AddrPort // the spray's pings still to send, sprayChunk at a time
+	sprayChunkAt time.Time        // when the last chunk went
 }
 
 // cand is one address of a peer.

@@ -188,6 +188,22 @@ func TestSprayEasySide(t *testing.T) {
 		t.Fatalf("sprayed for a stranger")
 	}
 	out := h.m.HandleSpray(peerA, &disco.Spray{Addr: pubA.Addr(), Ports: SprayPorts}, h.now)
+	if len(out) != sprayChunk {
+		t.Fatalf("%d spray pings at first, want a chunk of %d", len(out), sprayChunk)
+	}
+	// The rest follow in chunks, not all at once (a router's backlog would drop them).
+	h.run(time.Second, func(_ time.Time, more []Send) {
+		var chunk []Send
+		for _, s := range more {
+			if _, ok := s.Msg.(*disco.Ping); ok && s.To.Addr() == pubA.Addr() && s.To != pubA {
+				chunk = append(chunk, s)
+			}
+		}
+		if len(chunk) > sprayChunk {
+			t.Fatalf("%d spray pings in one tick", len(chunk))
+		}
+		out = append(out, chunk...)
+	})
 	if len(out) != SprayPings {
 		t.Fatalf("%d spray pings, want %d", len(out), SprayPings)
 	}
@@ -198,7 +214,7 @@ func TestSprayEasySide(t *testing.T) {
 		}
 		ports[s.To.Port()] = true
 	}
-	if again := h.m.HandleSpray(peerA, &disco.Spray{Addr: pubA.Addr(), Ports: SprayPorts}, h.now.Add(time.Second)); len(again) != 0 {
+	if again := h.m.HandleSpray(peerA, &disco.Spray{Addr: pubA.Addr(), Ports: SprayPorts}, h.now); len(again) != 0 {
 		t.Fatal("a second request within sprayAnswerEvery was answered")
 	}
 
@@ -283,4 +299,47 @@ func TestSprayAttemptsBounded(t *testing.T) {
 	if len(sprayed) != len(peers) {
 		t.Fatalf("only %d of %d peers got an attempt", len(sprayed), len(peers))
 	}
+}
+
+// When the current path dies, another address that has not answered since the dead path
+// last did is no better evidence (after a roam every address of the old network looks
+// like that): the relay carries the traffic until one answers again.
+func TestLossDoesNotTrustStalePaths(t *testing.T) {
+	h := newHarness(t, Config{OpenTTL: -1})
+	h.m.SetRelay(true)
+	h.m.SetSelf(Self{Endpoints: []netip.AddrPort{self1}})
+	out := h.m.SetPeers([]Peer{{Key: peerA, NAT: wire.NATNone, Candidates: []Candidate{{Addr: pubA}, {Addr: pub2A}}}}, h.now)
+	h.answer(out, 2*time.Millisecond, pubA)
+	h.answer(out, 5*time.Millisecond, pub2A)
+	h.wantPath(peerA, Direct, pubA)
+
+	// Data flows; both answer for 3 s (pub2A only while the first burst asks), then the
+	// network goes away.
+	answering := true
+	lost := time.Time{}
+	h.run(8*time.Second, func(now time.Time, out []Send) {
+		h.m.DataSent(peerA, now)
+		if now.Sub(t0) > 3*time.Second {
+			answering = false
+		}
+		if answering {
+			h.answer(out, 2*time.Millisecond, pubA)
+			h.answer(out, 5*time.Millisecond, pub2A) // while it is asked (the first burst)
+		}
+		if p := h.m.Path(peerA); lost.IsZero() && p.Addr != pubA {
+			lost = now
+		}
+		if !lost.IsZero() && now.Sub(lost) < 100*time.Millisecond {
+			if p := h.m.Path(peerA); p.Kind != Relay {
+				t.Fatalf("at +%v, just after the loss: path %v %v, want the relay", now.Sub(t0), p.Kind, p.Addr)
+			}
+		}
+		if !lost.IsZero() && now.Sub(lost) >= 100*time.Millisecond {
+			h.answer(out, 5*time.Millisecond, pub2A) // pub2A answers again: it takes over
+		}
+	})
+	if lost.IsZero() {
+		t.Fatal("the silent path was never declared dead")
+	}
+	h.wantPath(peerA, Direct, pub2A)
 }
