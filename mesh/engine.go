@@ -28,20 +28,25 @@ import (
 // relayed packet was fragmented and relayed TCP ran at a third of the speed it does now.
 const DefaultMTU = 1380
 
-// PoolBuffers bounds each of wireguard-go's buffer pools (upstream leaves them unbounded:
-// each message buffer is 64 KiB, and under load resident memory reached hundreds of MB).
-// The readers hold one batch each for good: the TUN reader and the bind's three receive
-// functions (IPv4, IPv6, relay), 128 buffers apiece, 512 in all. A peer without a session
-// stages up to 128 more until its handshake completes, and a reader that finds the pool
-// empty blocks before it hands on what it read, so the bound must leave room beyond those:
-// at 640 a flood of pings before the first handshake took the last buffer, the relay
-// receive routine blocked on the peer's first transport packet (the one that confirms the
-// session and releases the staged packets), and the tunnel never carried anything. 1024
-// leaves room for several such peers and what is in flight.
-const PoolBuffers = 1024
+// InboundBuffers and OutboundBuffers bound wireguard-go's two pools of message buffers (64
+// KiB each; upstream's one pool is unbounded, and under load resident memory reached
+// hundreds of MB). weft's copy splits that pool (third_party/WIREGUARD-GO.md) so that
+// packets staged for a peer without a session cannot starve the receive path that would
+// complete its handshake. On Linux each receive routine holds a batch of 128 buffers for
+// good and the bind has three receive functions (IPv4, IPv6, relay): the inbound bound must
+// exceed 384, or a routine waits for good, and the 64 beyond are in flight. The TUN reader
+// holds 128 outbound buffers; staged packets may take up to half the pool, and the rest is
+// in flight. Larger bounds gained no throughput in the Tunnel benchmark, only memory
+// (docs/BENCHMARKS.md).
+const (
+	InboundBuffers  = 3*128 + 64
+	OutboundBuffers = 2 * 128
+)
 
-// boundPools sets wireguard-go's pool bound once per process, before the first device.
-var boundPools = sync.OnceFunc(func() { device.PreallocatedBuffersPerPool = PoolBuffers })
+// boundPools sets wireguard-go's pool bounds once per process, before the first device.
+var boundPools = sync.OnceFunc(func() {
+	device.InboundBuffers, device.OutboundBuffers = InboundBuffers, OutboundBuffers
+})
 
 // Config describes the tunnel an Engine runs.
 type Config struct {

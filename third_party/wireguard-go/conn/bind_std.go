@@ -263,15 +263,24 @@ func (s *StdNetBind) receiveIP(
 		}
 		numMsgs = 1
 	}
+	// weft patch: packets split from one coalesced (GRO) datagram share its address
+	// (splitCoalescedMessages copies the pointer) and now share one endpoint. Upstream
+	// allocated one per packet: at a few Gbit/s that garbage let the heap grow to twice
+	// the live buffers before each collection, and the resident memory with it.
+	var ep *StdNetEndpoint
+	var epAddr net.Addr
 	for i := 0; i < numMsgs; i++ {
 		msg := &(*msgs)[i]
 		sizes[i] = msg.N
 		if sizes[i] == 0 {
 			continue
 		}
-		addrPort := msg.Addr.(*net.UDPAddr).AddrPort()
-		ep := &StdNetEndpoint{AddrPort: addrPort} // TODO: remove allocation
-		getSrcFromControl(msg.OOB[:msg.NN], ep)
+		if ep == nil || msg.Addr != epAddr {
+			addrPort := msg.Addr.(*net.UDPAddr).AddrPort()
+			ep = &StdNetEndpoint{AddrPort: addrPort}
+			getSrcFromControl(msg.OOB[:msg.NN], ep)
+			epAddr = msg.Addr
+		}
 		eps[i] = ep
 	}
 	return numMsgs, nil

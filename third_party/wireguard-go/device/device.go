@@ -70,7 +70,10 @@ type Device struct {
 	pool struct {
 		inboundElementsContainer  *WaitPool
 		outboundElementsContainer *WaitPool
-		messageBuffers            *WaitPool
+		inboundBuffers            *WaitPool // weft patch: was one messageBuffers pool
+		outboundBuffers           *WaitPool
+		staged                    atomic.Int32 // weft patch: packets in peers' staged queues
+		maxStaged                 int32        // and how many they may hold; 0: no limit
 		inboundElements           *WaitPool
 		outboundElements          *WaitPool
 	}

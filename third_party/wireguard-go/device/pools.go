@@ -46,6 +46,26 @@ func (p *WaitPool) Put(x any) {
 	p.cond.Signal()
 }
 
+// InboundBuffers and OutboundBuffers bound the two message buffer pools; 0 means
+// PreallocatedBuffersPerPool, as for the other pools. Set them before NewDevice.
+//
+// weft patch: upstream draws every message buffer from one pool. Bounded, that let a flood
+// of TUN packets for a peer without a session (staged until its handshake completes) take
+// every buffer; the receive routines then blocked for a buffer before reading the
+// handshake that would have freed them, and the device hung. Buffers for packets read
+// from the network (receive routines, handshake queue, decryption) now come from the
+// inbound pool and buffers for packets read from TUN or made here (staged, keepalives,
+// encryption) from the outbound pool, so the send path can no longer starve the receive
+// path. Each buffer goes back to the pool it came from.
+var InboundBuffers, OutboundBuffers uint32
+
+func bufferBound(n uint32) uint32 {
+	if n == 0 {
+		return PreallocatedBuffersPerPool
+	}
+	return n
+}
+
 func (device *Device) PopulatePools() {
 	device.pool.inboundElementsContainer = NewWaitPool(PreallocatedBuffersPerPool, func() any {
 		s := make([]*QueueInboundElement, 0, device.BatchSize())
@@ -55,9 +75,13 @@ func (device *Device) PopulatePools() {
 		s := make([]*QueueOutboundElement, 0, device.BatchSize())
 		return &QueueOutboundElementsContainer{elems: s}
 	})
-	device.pool.messageBuffers = NewWaitPool(PreallocatedBuffersPerPool, func() any {
+	device.pool.inboundBuffers = NewWaitPool(bufferBound(InboundBuffers), func() any {
 		return new([MaxMessageSize]byte)
 	})
+	device.pool.outboundBuffers = NewWaitPool(bufferBound(OutboundBuffers), func() any {
+		return new([MaxMessageSize]byte)
+	})
+	device.pool.maxStaged = int32(bufferBound(OutboundBuffers) / 2)
 	device.pool.inboundElements = NewWaitPool(PreallocatedBuffersPerPool, func() any {
 		return new(QueueInboundElement)
 	})
@@ -94,12 +118,20 @@ func (device *Device) PutOutboundElementsContainer(c *QueueOutboundElementsConta
 	device.pool.outboundElementsContainer.Put(c)
 }
 
-func (device *Device) GetMessageBuffer() *[MaxMessageSize]byte {
-	return device.pool.messageBuffers.Get().(*[MaxMessageSize]byte)
+func (device *Device) GetInboundBuffer() *[MaxMessageSize]byte {
+	return device.pool.inboundBuffers.Get().(*[MaxMessageSize]byte)
 }
 
-func (device *Device) PutMessageBuffer(msg *[MaxMessageSize]byte) {
-	device.pool.messageBuffers.Put(msg)
+func (device *Device) PutInboundBuffer(msg *[MaxMessageSize]byte) {
+	device.pool.inboundBuffers.Put(msg)
+}
+
+func (device *Device) GetOutboundBuffer() *[MaxMessageSize]byte {
+	return device.pool.outboundBuffers.Get().(*[MaxMessageSize]byte)
+}
+
+func (device *Device) PutOutboundBuffer(msg *[MaxMessageSize]byte) {
+	device.pool.outboundBuffers.Put(msg)
 }
 
 func (device *Device) GetInboundElement() *QueueInboundElement {

@@ -10,14 +10,10 @@ package device
 import "golang.zx2c4.com/wireguard/conn"
 
 const (
-	QueueStagedSize    = conn.IdealBatchSize
-	QueueOutboundSize  = 1024
-	QueueInboundSize   = 1024
-	QueueHandshakeSize = 1024
-	MaxSegmentSize     = (1 << 16) - 1 // largest possible UDP datagram
+	QueueStagedSize            = conn.IdealBatchSize
+	QueueOutboundSize          = 1024
+	QueueInboundSize           = 1024
+	QueueHandshakeSize         = 1024
+	MaxSegmentSize             = (1 << 16) - 1 // largest possible UDP datagram
+	PreallocatedBuffersPerPool = 0             // Disable and allow for infinite memory growth
 )
-
-// PreallocatedBuffersPerPool bounds each of the device's buffer pools; 0 leaves them
-// unbounded, as upstream does. weft patch: upstream has this as a constant, so an embedder
-// cannot bound memory under load. Set it before NewDevice.
-var PreallocatedBuffersPerPool uint32 = 0

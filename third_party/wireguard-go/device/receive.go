@@ -93,20 +93,25 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 		elemsByPeer = make(map[*Peer]*QueueInboundElementsContainer, maxBatchSize)
 	)
 
-	for i := range bufsArrs {
-		bufsArrs[i] = device.GetMessageBuffer()
-		bufs[i] = bufsArrs[i][:]
-	}
-
 	defer func() {
 		for i := 0; i < maxBatchSize; i++ {
 			if bufsArrs[i] != nil {
-				device.PutMessageBuffer(bufsArrs[i])
+				device.PutInboundBuffer(bufsArrs[i])
 			}
 		}
 	}()
 
 	for {
+		// weft patch: a slot whose buffer was handed on is refilled here, before the next
+		// read, rather than at once. Upstream waited for a buffer in mid-batch while
+		// holding the packets it had read so far; with a bounded pool, when those were
+		// what had to be freed, it waited for good.
+		for i := range bufsArrs {
+			if bufsArrs[i] == nil {
+				bufsArrs[i] = device.GetInboundBuffer()
+				bufs[i] = bufsArrs[i][:]
+			}
+		}
 		count, err = recv(bufs, sizes, endpoints)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -181,8 +186,7 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 					elemsByPeer[peer] = elemsForPeer
 				}
 				elemsForPeer.elems = append(elemsForPeer.elems, elem)
-				bufsArrs[i] = device.GetMessageBuffer()
-				bufs[i] = bufsArrs[i][:]
+				bufsArrs[i], bufs[i] = nil, nil
 				continue
 
 			// otherwise it is a fixed size & handshake related packet
@@ -214,8 +218,7 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 				packet:   packet,
 				endpoint: endpoints[i],
 			}:
-				bufsArrs[i] = device.GetMessageBuffer()
-				bufs[i] = bufsArrs[i][:]
+				bufsArrs[i], bufs[i] = nil, nil
 			default:
 			}
 		}
@@ -225,7 +228,7 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 				device.queue.decryption.c <- elemsContainer
 			} else {
 				for _, elem := range elemsContainer.elems {
-					device.PutMessageBuffer(elem.buffer)
+					device.PutInboundBuffer(elem.buffer)
 					device.PutInboundElement(elem)
 				}
 				device.PutInboundElementsContainer(elemsContainer)
@@ -422,7 +425,7 @@ func (device *Device) RoutineHandshake(id int) {
 			peer.SendKeepalive()
 		}
 	skip:
-		device.PutMessageBuffer(elem.buffer)
+		device.PutInboundBuffer(elem.buffer)
 	}
 }
 
@@ -527,7 +530,7 @@ func (peer *Peer) RoutineSequentialReceiver(maxBatchSize int) {
 			}
 		}
 		for _, elem := range elemsContainer.elems {
-			device.PutMessageBuffer(elem.buffer)
+			device.PutInboundBuffer(elem.buffer)
 			device.PutInboundElement(elem)
 		}
 		bufs = bufs[:0]

@@ -59,7 +59,7 @@ type QueueOutboundElementsContainer struct {
 
 func (device *Device) NewOutboundElement() *QueueOutboundElement {
 	elem := device.GetOutboundElement()
-	elem.buffer = device.GetMessageBuffer()
+	elem.buffer = device.GetOutboundBuffer()
 	elem.nonce = 0
 	// keypair and peer were cleared (if necessary) by clearPointers.
 	return elem
@@ -83,11 +83,13 @@ func (peer *Peer) SendKeepalive() {
 		elem := peer.device.NewOutboundElement()
 		elemsContainer := peer.device.GetOutboundElementsContainer()
 		elemsContainer.elems = append(elemsContainer.elems, elem)
+		peer.device.pool.staged.Add(1) // a keepalive is staged whatever the limit
 		select {
 		case peer.queue.staged <- elemsContainer:
 			peer.device.log.Verbosef("%v - Sending keepalive packet", peer)
 		default:
-			peer.device.PutMessageBuffer(elem.buffer)
+			peer.device.pool.staged.Add(-1)
+			peer.device.PutOutboundBuffer(elem.buffer)
 			peer.device.PutOutboundElement(elem)
 			peer.device.PutOutboundElementsContainer(elemsContainer)
 		}
@@ -223,21 +225,25 @@ func (device *Device) RoutineReadFromTUN() {
 		offset      = MessageTransportHeaderSize
 	)
 
-	for i := range elems {
-		elems[i] = device.NewOutboundElement()
-		bufs[i] = elems[i].buffer[:]
-	}
-
 	defer func() {
 		for _, elem := range elems {
 			if elem != nil {
-				device.PutMessageBuffer(elem.buffer)
+				device.PutOutboundBuffer(elem.buffer)
 				device.PutOutboundElement(elem)
 			}
 		}
 	}()
 
 	for {
+		// weft patch: refill the slots handed on before reading, not in mid-batch while
+		// holding the packets read so far (see RoutineReceiveIncoming).
+		for i := range elems {
+			if elems[i] == nil {
+				elems[i] = device.NewOutboundElement()
+				bufs[i] = elems[i].buffer[:]
+			}
+		}
+
 		// read packets
 		count, readErr = device.tun.device.Read(bufs, sizes, offset)
 		for i := 0; i < count; i++ {
@@ -278,8 +284,7 @@ func (device *Device) RoutineReadFromTUN() {
 				elemsByPeer[peer] = elemsForPeer
 			}
 			elemsForPeer.elems = append(elemsForPeer.elems, elem)
-			elems[i] = device.NewOutboundElement()
-			bufs[i] = elems[i].buffer[:]
+			elems[i], bufs[i] = nil, nil
 		}
 
 		for peer, elemsForPeer := range elemsByPeer {
@@ -288,7 +293,7 @@ func (device *Device) RoutineReadFromTUN() {
 				peer.SendStagedPackets()
 			} else {
 				for _, elem := range elemsForPeer.elems {
-					device.PutMessageBuffer(elem.buffer)
+					device.PutOutboundBuffer(elem.buffer)
 					device.PutOutboundElement(elem)
 				}
 				device.PutOutboundElementsContainer(elemsForPeer)
@@ -315,7 +320,24 @@ func (device *Device) RoutineReadFromTUN() {
 	}
 }
 
+// weft patch: staged packets hold outbound buffers until their peer has a session, which
+// for a peer that is offline is never: they are flushed when its handshake gives up, after
+// 90 s, and the next ones are staged again. With a bounded outbound pool, a stream of
+// packets to one offline peer took every buffer, and the TUN reader, with all traffic to
+// the other peers, waited for good. So once the packets staged for all peers would take
+// more than half the pool, those for a peer without a usable session are dropped.
 func (peer *Peer) StagePackets(elems *QueueOutboundElementsContainer) {
+	n := int32(len(elems.elems))
+	staged := peer.device.pool.staged.Add(n)
+	if limit := peer.device.pool.maxStaged; limit > 0 && staged > limit && !usableKeypair(peer.keypairs.Current()) {
+		peer.device.pool.staged.Add(-n)
+		for _, elem := range elems.elems {
+			peer.device.PutOutboundBuffer(elem.buffer)
+			peer.device.PutOutboundElement(elem)
+		}
+		peer.device.PutOutboundElementsContainer(elems)
+		return
+	}
 	for {
 		select {
 		case peer.queue.staged <- elems:
@@ -324,14 +346,21 @@ func (peer *Peer) StagePackets(elems *QueueOutboundElementsContainer) {
 		}
 		select {
 		case tooOld := <-peer.queue.staged:
+			peer.device.pool.staged.Add(-int32(len(tooOld.elems)))
 			for _, elem := range tooOld.elems {
-				peer.device.PutMessageBuffer(elem.buffer)
+				peer.device.PutOutboundBuffer(elem.buffer)
 				peer.device.PutOutboundElement(elem)
 			}
 			peer.device.PutOutboundElementsContainer(tooOld)
 		default:
 		}
 	}
+}
+
+// usableKeypair reports whether packets can be sent with keypair. (weft patch: factored out
+// of SendStagedPackets for StagePackets.)
+func usableKeypair(keypair *Keypair) bool {
+	return keypair != nil && keypair.sendNonce.Load() < RejectAfterMessages && time.Since(keypair.created) < RejectAfterTime
 }
 
 func (peer *Peer) SendStagedPackets() {
@@ -341,7 +370,7 @@ top:
 	}
 
 	keypair := peer.keypairs.Current()
-	if keypair == nil || keypair.sendNonce.Load() >= RejectAfterMessages || time.Since(keypair.created) >= RejectAfterTime {
+	if !usableKeypair(keypair) {
 		peer.SendHandshakeInitiation(false)
 		return
 	}
@@ -350,6 +379,7 @@ top:
 		var elemsContainerOOO *QueueOutboundElementsContainer
 		select {
 		case elemsContainer := <-peer.queue.staged:
+			peer.device.pool.staged.Add(-int32(len(elemsContainer.elems)))
 			i := 0
 			for _, elem := range elemsContainer.elems {
 				elem.peer = peer
@@ -386,7 +416,7 @@ top:
 				peer.device.queue.encryption.c <- elemsContainer
 			} else {
 				for _, elem := range elemsContainer.elems {
-					peer.device.PutMessageBuffer(elem.buffer)
+					peer.device.PutOutboundBuffer(elem.buffer)
 					peer.device.PutOutboundElement(elem)
 				}
 				peer.device.PutOutboundElementsContainer(elemsContainer)
@@ -405,8 +435,9 @@ func (peer *Peer) FlushStagedPackets() {
 	for {
 		select {
 		case elemsContainer := <-peer.queue.staged:
+			peer.device.pool.staged.Add(-int32(len(elemsContainer.elems)))
 			for _, elem := range elemsContainer.elems {
-				peer.device.PutMessageBuffer(elem.buffer)
+				peer.device.PutOutboundBuffer(elem.buffer)
 				peer.device.PutOutboundElement(elem)
 			}
 			peer.device.PutOutboundElementsContainer(elemsContainer)
@@ -498,7 +529,7 @@ func (peer *Peer) RoutineSequentialSender(maxBatchSize int) {
 			// that we never accidentally keep timers alive longer than necessary.
 			elemsContainer.Lock()
 			for _, elem := range elemsContainer.elems {
-				device.PutMessageBuffer(elem.buffer)
+				device.PutOutboundBuffer(elem.buffer)
 				device.PutOutboundElement(elem)
 			}
 			device.PutOutboundElementsContainer(elemsContainer)
@@ -521,7 +552,7 @@ func (peer *Peer) RoutineSequentialSender(maxBatchSize int) {
 			peer.timersDataSent()
 		}
 		for _, elem := range elemsContainer.elems {
-			device.PutMessageBuffer(elem.buffer)
+			device.PutOutboundBuffer(elem.buffer)
 			device.PutOutboundElement(elem)
 		}
 		device.PutOutboundElementsContainer(elemsContainer)
