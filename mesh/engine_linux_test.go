@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/mesh/relayclient"
-	"github.com/weftmesh/weft/mesh/stun"
+	"github.com/weftmesh/weft/mesh/stun/stuntest"
 	"github.com/weftmesh/weft/wire"
 )
 
@@ -243,36 +243,13 @@ func TestEnginesRelayFirst(t *testing.T) {
 	}
 }
 
-// stunServer answers binding requests on a loopback port until the test ends.
-func stunServer(t *testing.T) netip.AddrPort {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(local(0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if tx, err := stun.ParseRequest(buf[:n]); err == nil {
-				c.WriteToUDPAddrPort(stun.Response(tx, from), from)
-			}
-		}
-	}()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort()
-}
-
 func TestEngineSTUN(t *testing.T) {
 	if !inFreshNetns(t) {
 		return
 	}
 	loopbackUp(t)
 	e, _ := testEngine(t, "weft-ea", "100.64.0.1/10", nil)
-	s1, s2 := stunServer(t), stunServer(t)
+	s1, s2 := stuntest.Server(t), stuntest.Server(t)
 	silent := local(9) // discard: nobody answers
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/mesh/stun"
+	"github.com/weftmesh/weft/mesh/stun/stuntest"
 	"github.com/weftmesh/weft/wire"
 )
 
@@ -84,31 +84,8 @@ func TestUDPVerdictAndPreferredRelay(t *testing.T) {
 	}
 }
 
-// stunServer answers binding requests on a loopback socket, as the broker does.
-func stunServer(t *testing.T) netip.AddrPort {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if tx, err := stun.ParseRequest(buf[:n]); err == nil {
-				c.WriteToUDPAddrPort(stun.Response(tx, from), from)
-			}
-		}
-	}()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort()
-}
-
 func TestSTUNProbeFromATemporarySocket(t *testing.T) {
-	a, b := stunServer(t), stunServer(t)
+	a, b := stuntest.Server(t), stuntest.Server(t)
 	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
