@@ -4,7 +4,7 @@
 #   ./build.sh [build]      cross-build every cmd/ binary into dist/<os>-<arch>/, host binaries into bin/
 #   ./build.sh deps         install the tools the tests and the demo need (Debian/Ubuntu, as root)
 #   ./build.sh test [ARGS]  deps, go vet, then go test (all tests, e2e included; e2e need root)
-#   ./build.sh demo         deps, host binaries, then a broker and three devices in the network lab
+#   ./build.sh demo         deps, host binaries, then a broker and four devices in the network lab
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"

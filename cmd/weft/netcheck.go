@@ -137,7 +137,7 @@ func mappingText(m string) string {
 	case wire.MappingIndependent:
 		return "endpoint-independent (one public address and port for every destination: hole punching works)"
 	case wire.MappingVaries:
-		return "varies by destination (symmetric NAT: hard for hole punching; peers behind other NATs may need the relay)"
+		return "varies by destination (symmetric NAT: direct paths need birthday probing, which works with peers behind other kinds of NAT; between two such NATs the relay carries)"
 	case wire.MappingUnknown:
 		return "unknown (only one STUN server answered)"
 	}

@@ -1,6 +1,8 @@
-// Command demo runs weft in the network lab: a broker on the lab's internet and three devices
-// (two behind home NAT routers, one with a public address) brought up with `weft up`, then
-// their status and a ping matrix over the mesh. It needs root; run it with ./build.sh demo.
+// Command demo runs weft in the network lab: a broker (with STUN and an embedded relay) on
+// the lab's internet and four devices — two behind home NAT routers, one with a public
+// address, one behind a carrier's symmetric NAT — brought up with `weft up`, then their
+// status, dave's `weft netcheck` and a ping matrix over the mesh. It needs root; run it
+// with ./build.sh demo.
 package main
 
 import (
@@ -23,7 +25,9 @@ import (
 )
 
 const (
-	brokerPort = 443
+	brokerPort = 443  // TCP: the broker's HTTPS
+	relayPort  = 443  // UDP: the broker's embedded relay
+	stunPort   = 3478 // and 3479
 	wgPort     = 51820
 	// settle bounds each wait for something to come up; the demo retries until then.
 	settle = 60 * time.Second
@@ -92,21 +96,29 @@ func run(ctx context.Context, binDir string) (err error) {
 	brokerHost := lab.AddHost("broker", inet)
 	home1, lan1 := lab.AddRouter("home1", inet, netlab.NATHome)
 	home2, lan2 := lab.AddRouter("home2", inet, netlab.NATHome)
+	carrier, lan3 := lab.AddRouter("carrier", inet, netlab.NATSymmetric)
 	devs := []*device{
 		{name: "alice", host: lab.AddHost("alice", lan1)},
 		{name: "bob", host: lab.AddHost("bob", lan2)},
 		{name: "carol", host: lab.AddHost("carol", inet)},
+		{name: "dave", host: lab.AddHost("dave", lan3)},
 	}
 	fmt.Printf("== lab %s: internet %s\n", lab.Prefix(), inet.Prefix())
 	fmt.Printf("   broker %s\n", brokerHost.Addr())
 	fmt.Printf("   alice  %s behind home router %s (WAN %s)\n", devs[0].host.Addr(), home1.Name(), home1.Addr())
 	fmt.Printf("   bob    %s behind home router %s (WAN %s)\n", devs[1].host.Addr(), home2.Name(), home2.Addr())
 	fmt.Printf("   carol  %s with a public address\n", devs[2].host.Addr())
+	fmt.Printf("   dave   %s behind a carrier's symmetric NAT %s (WAN %s): a new port for every destination\n", devs[3].host.Addr(), carrier.Name(), carrier.Addr())
 
 	data := filepath.Join(s.TempDir(), "broker")
 	listen := netip.AddrPortFrom(brokerHost.Addr(), brokerPort)
 	fmt.Printf("== starting weft-broker on %s\n", listen)
-	broker := brokerHost.Start(bins.broker, "serve", "--data", data, "--listen", listen.String(), "--tls-san", brokerHost.Addr().String())
+	// STUN on two ports tells each device its NAT's behaviour; the embedded relay carries
+	// first packets and coordinates hole punching (docs/NAT-TRAVERSAL.md).
+	stun := fmt.Sprintf("%s:%d,%s:%d", brokerHost.Addr(), stunPort, brokerHost.Addr(), stunPort+1)
+	relayUDP := netip.AddrPortFrom(brokerHost.Addr(), relayPort)
+	broker := brokerHost.Start(bins.broker, "serve", "--data", data, "--listen", listen.String(), "--tls-san", brokerHost.Addr().String(),
+		"--stun", stun, "--relay-udp", relayUDP.String())
 	for _, f := range []string{"ca.pem", "admin.sock"} {
 		if err := waitFor(ctx, broker, "weft-broker to create "+f, func() bool { return exists(filepath.Join(data, f)) }); err != nil {
 			return err
@@ -149,6 +161,10 @@ func run(ctx context.Context, binDir string) (err error) {
 		}
 		d.addr = st.Self.Address
 	}
+	// Every pair here can go direct: let hole punching (and for dave, birthday probing)
+	// finish before showing the paths. The ping matrix below works either way: the relay
+	// carries a pair until then.
+	waitDirect(ctx, devs, 15*time.Second)
 	for _, d := range devs {
 		fmt.Printf("== weft status on %s (%s)\n", d.name, d.addr)
 		out, err := d.host.Run(ctx, bins.weft, "--socket", d.sock, "status")
@@ -156,6 +172,14 @@ func run(ctx context.Context, binDir string) (err error) {
 		if err != nil {
 			return err
 		}
+	}
+
+	dave := devs[3]
+	fmt.Printf("== weft netcheck on %s\n", dave.name)
+	out, err = dave.host.Run(ctx, bins.weft, "--socket", dave.sock, "netcheck")
+	fmt.Print(indent(string(out)))
+	if err != nil {
+		return err
 	}
 
 	fmt.Println("== ping matrix: each row pings each column by mesh IP with weft ping")
@@ -184,6 +208,35 @@ func waitFor(ctx context.Context, p *netlab.Proc, what string, cond func() bool)
 		}
 	}
 	return nil
+}
+
+// waitDirect waits, at most for d, until every device has a direct path to every peer.
+func waitDirect(ctx context.Context, devs []*device, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		all := true
+		for _, dev := range devs {
+			st, err := (&ipc.Client{Path: dev.sock}).Status(ctx)
+			if err != nil {
+				all = false
+				break
+			}
+			for _, p := range st.Peers {
+				if !strings.HasPrefix(p.Path, "direct") {
+					all = false
+				}
+			}
+		}
+		if all {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitMeshed waits until the device runs with a map listing all its peers.
