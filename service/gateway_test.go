@@ -236,3 +236,38 @@ func TestDaemonAdvertiseAndVDevs(t *testing.T) {
 		t.Fatalf("second remove: %v", err)
 	}
 }
+
+// TestGatewayChoicesSurviveLoggingInAgain: `weft up` again for the same device (same key,
+// same broker) keeps the gateways its user chose.
+func TestGatewayChoicesSurviveLoggingInAgain(t *testing.T) {
+	b := controltest.NewBroker(t)
+	gw := dev(t, "g", "gw", "100.64.0.50", "198.51.100.50:51820")
+	gw.Advertised, gw.Routes = pfx("10.1.0.0/16"), pfx("10.1.0.0/16")
+	b.OnStream(func(n int, s *controltest.Stream) {
+		self := s.Device
+		s.Send(wire.MapUpdate{Full: true, Self: &self, Peers: []wire.Device{gw}, Filter: &wire.PacketFilter{DefaultAllow: true}})
+		<-s.Done()
+	})
+	dir := t.TempDir()
+	h := startDaemon(t, dir)
+	ctx := context.Background()
+	up := func() {
+		t.Helper()
+		if _, err := h.client.Up(ctx, wire.UpRequest{Broker: b.URL, CAPEM: b.CAPEM, AuthKey: controltest.GoodAuthKey, Name: "laptop"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "running", func() bool { return h.status().State == wire.StateRunning && len(h.status().Peers) == 1 })
+	}
+	up()
+	if _, err := h.client.UseGateway(ctx, wire.GatewayUseRequest{Gateway: "gw"}); err != nil {
+		t.Fatal(err)
+	}
+	up() // the same key: the same device
+	store, _ := OpenStore(dir)
+	if s, _, _ := store.Load(); len(s.GatewayRoutes) != 1 || s.GatewayRoutes[0].Gateway != gw.ID {
+		t.Fatalf("after logging in again: choices %v", s.GatewayRoutes)
+	}
+	if g, err := h.client.Gateways(ctx); err != nil || len(g.Choices) != 1 || !g.Choices[0].Active {
+		t.Fatalf("after logging in again: %+v, %v", g, err)
+	}
+}

@@ -146,7 +146,13 @@ func (d *Daemon) adoptLocked(broker, ca string, dev wire.Device) error {
 	d.stopLocked()
 	if err := d.commit(func(s *State, pm *PeerMap) {
 		same := s.Device != nil && s.Device.ID == dev.ID && s.Broker == broker
-		*s = State{Broker: broker, CAPEM: ca, Device: &dev, LoggedIn: true, WantedUp: true}
+		var keep []gatewayChoice
+		if same {
+			// The same device logging in again keeps the gateways its user chose
+			// (gateway IDs mean something only within that account on that broker).
+			keep = s.GatewayRoutes
+		}
+		*s = State{Broker: broker, CAPEM: ca, Device: &dev, LoggedIn: true, WantedUp: true, GatewayRoutes: keep}
 		if !same {
 			*pm = PeerMap{}
 		}
