@@ -54,6 +54,9 @@ type Config struct {
 	// NewNetWatcher creates what tells weftd that the host's network changed
 	// (netwatch.go); nil means platform.NewNetWatcher.
 	NewNetWatcher func(platform.NetWatchConfig) platform.NetWatcher
+	// LocalPrefixes lists the host's addresses with their subnets; a virtual device's
+	// LAN IP must be on one of them (gateway.go). Nil means mesh.LocalPrefixes.
+	LocalPrefixes func() []netip.Prefix
 	// NoPortMapping: do not ask the gateway (PCP, NAT-PMP) to forward a public port to
 	// WireGuard's (portmap.go).
 	NoPortMapping bool

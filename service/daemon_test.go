@@ -113,6 +113,11 @@ func (f *fakeFirewall) last() (filter wire.PacketFilter, ok, closed bool) {
 	return f.applied[len(f.applied)-1], true, f.closed
 }
 
+// fakeHostNets are the addresses a test daemon's host has: a LAN, a second network and
+// the tunnel's.
+var fakeHostNets = []netip.Prefix{netip.MustParsePrefix("192.168.1.2/24"), netip.MustParsePrefix("10.0.0.2/8"),
+	netip.MustParsePrefix("100.64.0.1/10")}
+
 // harness runs a Daemon on a temporary state dir and socket with fake engines.
 type harness struct {
 	t         *testing.T
@@ -155,6 +160,8 @@ func startDaemonWith(t *testing.T, dir string, edit func(*Config)) *harness {
 		return fakeGateway{&h.net}, h.net.add("new gateway")
 	}, NewNetWatcher: func(platform.NetWatchConfig) platform.NetWatcher {
 		return newFakeWatcher() // the test host's own network changes are not the test's
+	}, LocalPrefixes: func() []netip.Prefix {
+		return slices.Clone(fakeHostNets) // nor are its addresses
 	}}
 	if edit != nil {
 		edit(&cfg)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/weftmesh/weft/internal/dnsname"
+	"github.com/weftmesh/weft/mesh"
 	"github.com/weftmesh/weft/mesh/control"
 	"github.com/weftmesh/weft/platform"
 	"github.com/weftmesh/weft/wire"
@@ -312,12 +313,42 @@ func (d *Daemon) AddVirtualDevice(ctx context.Context, req wire.VDevRequest) (wi
 	if !req.LANIP.Is4() || !req.LANIP.IsGlobalUnicast() {
 		return wire.VDevResponse{}, errorf(http.StatusBadRequest, "LAN IP %s: a gateway translates routable IPv4 LAN addresses only", req.LANIP)
 	}
+	local := d.cfg.LocalPrefixes
+	if local == nil {
+		local = mesh.LocalPrefixes
+	}
+	if err := checkOnLAN(req.LANIP, local()); err != nil {
+		return wire.VDevResponse{}, err
+	}
 	var resp wire.VDevResponse
 	err := d.withBroker(ctx, "add virtual device", func(c *control.Client) (err error) {
 		resp.Device, err = c.AddVirtualDevice(ctx, req)
 		return err
 	})
 	return resp, err
+}
+
+// checkOnLAN says why lanIP cannot be a virtual device of a host whose addresses, with
+// their subnets, are local: the gateway DNATs to it and answers for it on the LAN, so it
+// must be a neighbour on one of the host's IPv4 networks (never through the tunnel, whose
+// address is in the mesh range) and not the host itself.
+func checkOnLAN(lanIP netip.Addr, local []netip.Prefix) error {
+	var nets []netip.Prefix // in the host's order, as `ip addr` shows them
+	for _, p := range local {
+		if !p.Addr().Is4() || meshRange.Contains(p.Addr()) {
+			continue
+		}
+		if p.Addr() == lanIP {
+			return errorf(http.StatusBadRequest, "%s is this device's own address: give the LAN device's", lanIP)
+		}
+		if !slices.Contains(nets, p.Masked()) {
+			nets = append(nets, p.Masked())
+		}
+	}
+	if slices.ContainsFunc(nets, func(n netip.Prefix) bool { return n.Contains(lanIP) }) {
+		return nil
+	}
+	return errorf(http.StatusBadRequest, "%s is on none of this device's networks (%s)", lanIP, prefixList(nets))
 }
 
 // RemoveVirtualDevice removes one of this device's virtual devices, at the broker.

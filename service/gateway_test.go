@@ -237,6 +237,68 @@ func TestDaemonAdvertiseAndVDevs(t *testing.T) {
 	}
 }
 
+// TestCheckOnLAN: a virtual device's LAN IP must be a neighbour on one of the host's own
+// IPv4 networks, never the host itself; the tunnel's and IPv6 networks do not count.
+func TestCheckOnLAN(t *testing.T) {
+	local := pfx("192.168.1.2/24", "fd00::2/64", "100.64.0.1/10", "192.168.1.3/24", "10.0.0.2/8", "172.16.0.9/32")
+	for _, tc := range []struct {
+		ip, err string
+	}{
+		{"192.168.1.50", ""},
+		{"192.168.1.3", "192.168.1.3 is this device's own address: give the LAN device's"},
+		{"10.200.3.4", ""},
+		{"172.16.0.9", "172.16.0.9 is this device's own address: give the LAN device's"},
+		{"172.16.0.10", "172.16.0.10 is on none of this device's networks (192.168.1.0/24, 10.0.0.0/8, 172.16.0.9/32)"},
+		{"192.168.7.50", "192.168.7.50 is on none of this device's networks (192.168.1.0/24, 10.0.0.0/8, 172.16.0.9/32)"},
+	} {
+		err := checkOnLAN(netip.MustParseAddr(tc.ip), local)
+		var apiErr *Error
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s refused: %v", tc.ip, err)
+		case tc.err != "" && (!errors.As(err, &apiErr) || apiErr.Code != http.StatusBadRequest || err.Error() != tc.err):
+			t.Errorf("%s: got %v, want 400 %q", tc.ip, err, tc.err)
+		}
+	}
+	err := checkOnLAN(netip.MustParseAddr("192.168.1.50"), pfx("100.64.0.1/10", "fd00::2/64"))
+	if err == nil || err.Error() != "192.168.1.50 is on none of this device's networks (none)" {
+		t.Errorf("host with no IPv4 network: %v", err)
+	}
+}
+
+// TestDaemonVDevOffLAN: weftd refuses a LAN IP that is not on one of its host's networks,
+// or is the host's own address, with one line, and the broker hears of nothing; an
+// address on the LAN goes through.
+func TestDaemonVDevOffLAN(t *testing.T) {
+	b := controltest.NewBroker(t)
+	h := startDaemon(t, t.TempDir()) // its host has fakeHostNets
+	ctx := context.Background()
+	st, err := h.client.Up(ctx, wire.UpRequest{Broker: b.URL, CAPEM: b.CAPEM, AuthKey: controltest.GoodAuthKey, Name: "gw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, want := range map[string]string{
+		"192.168.7.50": "192.168.7.50 is on none of this device's networks (192.168.1.0/24, 10.0.0.0/8)",
+		"192.168.1.2":  "192.168.1.2 is this device's own address: give the LAN device's",
+	} {
+		_, err := h.client.AddVirtualDevice(ctx, wire.VDevRequest{Name: "cam", LANIP: netip.MustParseAddr(ip)})
+		var apiErr *ipc.APIError
+		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || apiErr.Message != want {
+			t.Errorf("add with LAN IP %s: %v, want 400 %q", ip, err, want)
+		}
+	}
+	if v := b.VirtualDevices(st.Self.PublicKey); len(v) != 0 {
+		t.Fatalf("refused virtual devices reached the broker: %v", v)
+	}
+	v, err := h.client.AddVirtualDevice(ctx, wire.VDevRequest{Name: "cam", LANIP: netip.MustParseAddr("10.9.8.7")})
+	if err != nil || v.LANIP != netip.MustParseAddr("10.9.8.7") {
+		t.Fatalf("add on the second network: %+v %v", v, err)
+	}
+	if got := b.VirtualDevices(st.Self.PublicKey); len(got) != 1 || got["cam"].LANIP != v.LANIP {
+		t.Fatalf("broker has %v", got)
+	}
+}
+
 // TestGatewayChoicesSurviveLoggingInAgain: `weft up` again for the same device (same key,
 // same broker) keeps the gateways its user chose.
 func TestGatewayChoicesSurviveLoggingInAgain(t *testing.T) {
