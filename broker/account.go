@@ -34,7 +34,8 @@ func (b *Broker) withSession(h func(http.ResponseWriter, *http.Request, userSess
 		}
 		sess, err := b.store.SessionByToken(r.Context(), strings.TrimSpace(token))
 		switch {
-		case errors.Is(err, store.ErrSessionUnknown), errors.Is(err, store.ErrSessionExpired), errors.Is(err, store.ErrSessionRevoked):
+		case errors.Is(err, store.ErrSessionUnknown), errors.Is(err, store.ErrSessionExpired), errors.Is(err, store.ErrSessionRevoked),
+			errors.Is(err, store.ErrSessionRevokedByAdmin):
 			unauthorized(w, err.Error())
 			return
 		case err != nil:

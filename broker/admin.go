@@ -123,6 +123,8 @@ func (b *Broker) adminHandler() http.Handler {
 	mux.Handle(AdminPathUnapprove, route(http.MethodPost, b.adminApproval(false)))
 	mux.Handle(AdminPathVDevs, route(http.MethodGet, b.adminListVDevs))
 	mux.Handle(AdminPathRemoveVDev, route(http.MethodPost, b.adminRemoveVDev))
+	mux.Handle(AdminPathSessions, route(http.MethodGet, b.adminListSessions))
+	mux.Handle(AdminPathRevokeSessions, route(http.MethodPost, b.adminRevokeSessions))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such admin endpoint %s", r.URL.Path))
 	})

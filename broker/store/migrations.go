@@ -131,4 +131,14 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 `,
+	// 6: session IDs, so an administrator can name a session to revoke it (the token is
+	// never shown again and its hash is no name to hand around), and who ended a session
+	// ('' its holder logged out, 'admin' an administrator revoked it). Sessions issued
+	// before get a random ID here.
+	`
+ALTER TABLE sessions ADD COLUMN id TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN revoked_by TEXT NOT NULL DEFAULT '';
+UPDATE sessions SET id = lower(hex(randomblob(8)));
+CREATE UNIQUE INDEX sessions_id ON sessions (id);
+`,
 }

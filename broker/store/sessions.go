@@ -16,6 +16,9 @@ var (
 	ErrSessionUnknown = errors.New("unknown session")
 	ErrSessionExpired = errors.New("session expired")
 	ErrSessionRevoked = errors.New("session logged out")
+	// ErrSessionRevokedByAdmin is a session an administrator revoked (weft-broker
+	// session revoke), so its holder is not told they logged out themselves.
+	ErrSessionRevokedByAdmin = errors.New("session revoked by an administrator")
 )
 
 const (
@@ -31,6 +34,7 @@ const (
 
 // Session is a person's account session, as a bearer token authenticates it.
 type Session struct {
+	ID        string // names the session to administrators; no secret, it authenticates nothing
 	UserID    int64
 	AccountID int64
 	Account   string // account name
@@ -59,7 +63,7 @@ func (s *Store) CreateSession(ctx context.Context, accountID int64, email string
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	// Times as they will read back: stored in milliseconds.
 	now := fromMillis(millis(s.now()))
-	sess := Session{Email: normEmail(email), CreatedAt: now, ExpiresAt: fromMillis(millis(now.Add(ttl)))}
+	sess := Session{ID: newSessionID(), Email: normEmail(email), CreatedAt: now, ExpiresAt: fromMillis(millis(now.Add(ttl)))}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var admin int
 		err := tx.QueryRowContext(ctx, `SELECT u.id, u.account_id, a.name, u.admin FROM users u JOIN accounts a ON a.id = u.account_id
@@ -77,8 +81,8 @@ func (s *Store) CreateSession(ctx context.Context, accountID int64, email string
 			cutoff, cutoff); err != nil {
 			return fmt.Errorf("forget old sessions: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_sha256, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-			tokenHash(token), sess.UserID, millis(now), millis(sess.ExpiresAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_sha256, id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			tokenHash(token), sess.ID, sess.UserID, millis(now), millis(sess.ExpiresAt)); err != nil {
 			return fmt.Errorf("store session: %w", err)
 		}
 		return nil
@@ -91,7 +95,8 @@ func (s *Store) CreateSession(ctx context.Context, accountID int64, email string
 
 // SessionByToken returns the session token authenticates, and notes its use. A token
 // that never was one is ErrSessionUnknown; an expired one ErrSessionExpired; a logged
-// out one ErrSessionRevoked.
+// out one ErrSessionRevoked, one an administrator revoked ErrSessionRevokedByAdmin. The
+// revocation is read on every call, so it applies at once.
 func (s *Store) SessionByToken(ctx context.Context, token string) (Session, error) {
 	if len(token) != base64.RawURLEncoding.EncodedLen(sessionTokenBytes) {
 		return Session{}, fmt.Errorf("%w: that is not a session token; log in again", ErrSessionUnknown)
@@ -99,10 +104,12 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 	var sess Session
 	var admin int
 	var created, expires, used, revoked int64
-	err := s.db.QueryRowContext(ctx, `SELECT u.id, u.account_id, a.name, u.email, u.admin, s.created_at, s.expires_at, s.last_used, s.revoked_at
+	var revokedBy string
+	err := s.db.QueryRowContext(ctx, `SELECT s.id, u.id, u.account_id, a.name, u.email, u.admin, s.created_at, s.expires_at, s.last_used,
+			s.revoked_at, s.revoked_by
 		FROM sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = u.account_id
-		WHERE s.token_sha256 = ?`, tokenHash(token)).Scan(&sess.UserID, &sess.AccountID, &sess.Account, &sess.Email, &admin,
-		&created, &expires, &used, &revoked)
+		WHERE s.token_sha256 = ?`, tokenHash(token)).Scan(&sess.ID, &sess.UserID, &sess.AccountID, &sess.Account, &sess.Email, &admin,
+		&created, &expires, &used, &revoked, &revokedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("%w: it was never issued, or ended long ago; log in again", ErrSessionUnknown)
 	}
@@ -113,6 +120,8 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 	sess.CreatedAt, sess.ExpiresAt, sess.LastUsed = fromMillis(created), fromMillis(expires), fromMillis(used)
 	now := s.now()
 	switch {
+	case revoked != 0 && revokedBy == revokedByAdmin:
+		return Session{}, fmt.Errorf("%w on %s; log in again", ErrSessionRevokedByAdmin, fromMillis(revoked).UTC().Format(time.RFC3339))
 	case revoked != 0:
 		return Session{}, fmt.Errorf("%w on %s; log in again", ErrSessionRevoked, fromMillis(revoked).UTC().Format(time.RFC3339))
 	case !now.Before(sess.ExpiresAt):

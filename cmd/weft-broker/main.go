@@ -34,6 +34,9 @@ const usage = `usage:
   weft-broker route unapprove ACCOUNT DEVICE CIDR --data DIR
   weft-broker vdev list ACCOUNT [--json] --data DIR
   weft-broker vdev remove ACCOUNT NAME --data DIR
+  weft-broker session list ACCOUNT [EMAIL] [--json] --data DIR
+  weft-broker session revoke ACCOUNT SESSION-ID --data DIR
+  weft-broker session revoke ACCOUNT --user EMAIL --data DIR
 
 Flags may come before or after the other arguments. Admin commands act on the
 broker running on DIR through DIR/admin.sock.
@@ -110,6 +113,8 @@ func dispatch(args []string, e env) error {
 		return cmdRoute(rest, *data, e)
 	case "vdev":
 		return cmdVDev(rest, *data, e)
+	case "session":
+		return cmdSession(rest, *data, e)
 	case "help":
 		return flag.ErrHelp
 	default:
