@@ -165,19 +165,20 @@ func (a *App) checkAccount(ctx context.Context) time.Duration {
 	return sessionRetry
 }
 
-// forgetSession drops token (the session for broker) from memory, the menu and the keyring.
+// forgetSession drops token (the session for broker) from memory, the keyring and the
+// menu — the menu last, so that once it says "logged out" the token is gone for good.
 func (a *App) forgetSession(broker, token string) {
 	a.mu.Lock()
 	if a.acct.token == token {
 		a.acct.token, a.acct.checked = "", ""
 	}
 	a.mu.Unlock()
-	a.update(func(s *State) { s.Session = nil })
 	if a.sessions != nil && broker != "" {
 		if err := a.sessions.Delete(broker); err != nil {
 			a.log.Warn("forget the account session", "err", err)
 		}
 	}
+	a.update(func(s *State) { s.Session = nil })
 }
 
 // startSessionLogin starts a browser login for an account session and opens its page;
