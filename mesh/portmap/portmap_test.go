@@ -260,8 +260,15 @@ func startMapper(t *testing.T, g *fakeGateway, lifetime time.Duration) *running 
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := run(t, m)
+	r.announce = ann
+	return r
+}
+
+// run runs m until the test ends.
+func run(t *testing.T, m *Mapper) *running {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{m: m, announce: ann, cancel: cancel, done: make(chan struct{})}
+	r := &running{m: m, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		m.Run(ctx)
@@ -442,18 +449,7 @@ func TestRefusedPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	r := &running{m: m}
-	s := r.wait(t, "an attempt", func(s Status) bool { return s.Tried })
+	s := run(t, m).wait(t, "an attempt", func(s Status) bool { return s.Tried })
 	if !strings.Contains(s.Err, "refused") {
 		t.Errorf("status %+v, want a refusal", s)
 	}
@@ -465,17 +461,7 @@ func TestNoGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	s := (&running{m: m}).wait(t, "an attempt", func(s Status) bool { return s.Tried })
+	s := run(t, m).wait(t, "an attempt", func(s Status) bool { return s.Tried })
 	if mapped(s) || !strings.Contains(s.Err, "no default route") {
 		t.Errorf("status %+v", s)
 	}
